@@ -1,0 +1,3 @@
+"""lightning_divrec: recommenders that balance relevance and diversity, on PyTorch Lightning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,205 @@
+"""Typed schemas of every configuration key, one dataclass per group.
+
+Each field carries its default and a docstring. ``validate`` in
+``lightning_divrec.config.validation`` checks a loaded YAML tree against
+these classes and reports every unknown key and wrong type at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+
+@dataclass
+class DataConfig:
+    name: Literal["ml-100k"] = "ml-100k"
+    """Dataset to load. Only MovieLens-100K is built in so far."""
+
+    path: Optional[str] = None
+    """Folder with the dataset files: original ``u.data`` and ``u.item``, or
+    RecBole atomic ``ml-100k.inter`` and ``ml-100k.item``. When null, the
+    copy shipped in the ``recbole`` wheel is used, then the download cache."""
+
+    download: bool = False
+    """Download the GroupLens zip (checksum verified) when no local copy is
+    found. Off by default so that runs never touch the network silently."""
+
+    cache_dir: str = "~/.cache/lightning_divrec"
+    """Folder for downloaded archives."""
+
+    rating_threshold: Optional[float] = None
+    """Keep only interactions with rating >= this value; null keeps all."""
+
+    split: Literal["loo", "random_811"] = "loo"
+    """``loo``: per user by time, the last interaction is test and the second
+    to last validation. ``random_811``: RecBole's random order 8:1:1 per user."""
+
+    split_seed: int = 2020
+    """Seed of the shuffle used by ``random_811``."""
+
+    batch_size: int = 2048
+    """Training triples (user, positive, negative) per batch and device."""
+
+    eval_batch_size: int = 256
+    """Users scored against the full catalogue per evaluation batch."""
+
+    num_workers: int = 0
+    """DataLoader worker processes."""
+
+    mask_valid_at_test: bool = True
+    """At test time, also remove each user's validation items from the ranking
+    (training items are always removed; the held-out targets never are)."""
+
+
+@dataclass
+class ModelConfig:
+    name: Literal["graphsage", "popularity"] = "graphsage"
+    """Model to train: ``graphsage`` or the ``popularity`` baseline."""
+
+    embedding_dim: int = 64
+    """Width of the id embeddings and of every GraphSAGE layer."""
+
+    num_layers: int = 2
+    """Message-passing layers; 0 gives plain matrix factorisation."""
+
+    aggr: Literal["mean", "max", "sum"] = "mean"
+    """Neighbour aggregation of ``SAGEConv``."""
+
+    layer_combination: Literal["last", "mean"] = "mean"
+    """Final node representation: the last layer, or the mean of the input
+    embeddings and every layer output."""
+
+    dropout: float = 0.0
+    """Dropout on node representations between layers."""
+
+    lr: float = 0.001
+    """Adam learning rate."""
+
+    weight_decay: float = 0.0
+    """Adam weight decay."""
+
+    embedding_reg: float = 0.0
+    """L2 penalty on the id embeddings of each batch's users and items,
+    divided by the batch size (the LightGCN form)."""
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    """Lightning accelerator: ``cpu``, ``gpu``, ``auto``."""
+
+    devices: int = 1
+    """Devices (processes) per node."""
+
+    num_nodes: int = 1
+    """Nodes in the job."""
+
+    strategy: str = "auto"
+    """Lightning strategy: ``auto``, ``ddp``, ``ddp_spawn``."""
+
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
+    """Numeric precision of training."""
+
+    max_epochs: int = 100
+    """Upper bound on training epochs."""
+
+    check_val_every_n_epoch: int = 1
+    """Validate after this many epochs."""
+
+    early_stopping_patience: Optional[int] = 10
+    """Stop after this many validations without a better monitored metric;
+    null disables early stopping."""
+
+    gradient_clip_val: Optional[float] = None
+    """Clip the gradient norm to this value; null disables clipping."""
+
+    deterministic: bool = False
+    """Ask PyTorch for deterministic kernels."""
+
+    log_every_n_steps: int = 20
+    """Training-loss logging interval in optimizer steps."""
+
+    enable_progress_bar: bool = True
+    """Show a progress bar."""
+
+    limit_train_batches: Optional[float] = None
+    """Fraction (float <= 1) of training batches per epoch; null uses all."""
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = True
+    """Log to Weights & Biases."""
+
+    mode: Literal["offline", "online"] = "offline"
+    """``offline`` writes the run under the run folder and needs no account;
+    sync it later with ``wandb sync``. ``online`` streams to the server."""
+
+    project: str = "lightning_divrec"
+    """W&B project name."""
+
+    entity: Optional[str] = None
+    """W&B team or user; null uses the account default."""
+
+    tags: list[str] = field(default_factory=list)
+    """Tags attached to the run."""
+
+
+@dataclass
+class LoggerConfig:
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """Weights & Biases logger settings."""
+
+    csv: bool = True
+    """Also write ``csv/metrics.csv`` in the run folder."""
+
+
+@dataclass
+class EvalConfig:
+    ks: list[int] = field(default_factory=lambda: [10, 20])
+    """Cut-offs K of every ranking metric."""
+
+    monitor: str = "val/ndcg@10"
+    """Validation metric that selects the best checkpoint (higher is better)."""
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 42
+    """Seed of Python, NumPy and torch on every process."""
+
+    output_dir: str = "runs"
+    """Parent folder of run folders."""
+
+    run_name: Optional[str] = None
+    """Run folder name; null uses ``<model>-<data>-<timestamp>``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class EvaluateConfig:
+    ckpt_path: Optional[str] = None
+    """Checkpoint written by ``train``; required."""
+
+    data_path: Optional[str] = None
+    """Override of ``data.path`` stored in the checkpoint, for a run moved to
+    another machine."""
+
+    accelerator: str = "cpu"
+    """Lightning accelerator used for scoring."""
+
+    devices: int = 1
+    """Devices used for scoring."""
+
+    eval_batch_size: Optional[int] = None
+    """Override of ``data.eval_batch_size``; the metrics do not depend on it."""
+
+    output_file: Optional[str] = None
+    """Where to write the metrics JSON; null writes ``evaluation.json`` in the
+    checkpoint's run folder."""

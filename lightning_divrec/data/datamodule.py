@@ -1,0 +1,253 @@
+"""``RecDataModule``: one data module shared by every model.
+
+Legend for shapes: B batch, U users, I items, C categories, E edges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
+
+from lightning_divrec.data.interactions import Interactions, build_interactions
+from lightning_divrec.data.sampling import NegativeSampler
+from lightning_divrec.data.sources.ml100k import locate_ml100k
+from lightning_divrec.data.splits import Split, leave_one_out, random_ratio_split
+
+log = logging.getLogger(__name__)
+
+
+class CSR:
+    """Per-user item lists in compressed sparse row form (numpy, on the CPU)."""
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, num_users: int):
+        order = np.lexsort((items, users))
+        self.indices = items[order].astype(np.int64)
+        self.indptr = np.zeros(num_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(users, minlength=num_users), out=self.indptr[1:])
+
+    def row_lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(batch_position, item)`` pairs of the given rows, for building [B, I] masks."""
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        batch_position = np.repeat(np.arange(len(rows)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return batch_position, self.indices[np.repeat(starts, lengths) + offsets]
+
+
+@dataclass
+class EvalStage:
+    """What one evaluation stage ranks and scores."""
+
+    users: np.ndarray
+    """[U_eval] users with at least one held-out item."""
+    targets: CSR
+    """Held-out items per user."""
+    exclude: CSR
+    """Items removed from each user's ranking: history minus that user's targets."""
+
+
+class TrainTriples(Dataset):
+    """(user, positive, negative) triples, one per training interaction.
+
+    Negatives are drawn when a batch is fetched (``__getitems__``), so every
+    epoch sees fresh negatives from torch's global generator, which
+    ``seed_everything`` seeds on every process.
+    """
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, sampler: NegativeSampler):
+        self.users = users
+        self.items = items
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        users = self.users[index]
+        return {"users": users, "positives": self.items[index], "negatives": self.sampler.sample(users)}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return {key: value[0] for key, value in batch.items()}
+
+
+class EvalUsers(Dataset):
+    """Users of one evaluation stage; a batch carries its target and exclusion pairs."""
+
+    def __init__(self, stage: EvalStage):
+        self.stage = stage
+
+    def __len__(self) -> int:
+        return len(self.stage.users)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        users = self.stage.users[np.asarray(indices, dtype=np.int64)]
+        target_rows, target_items = self.stage.targets.gather(users)
+        exclude_rows, exclude_items = self.stage.exclude.gather(users)
+        return {
+            "users": torch.from_numpy(users),
+            "target_rows": torch.from_numpy(target_rows),
+            "target_items": torch.from_numpy(target_items),
+            "exclude_rows": torch.from_numpy(exclude_rows),
+            "exclude_items": torch.from_numpy(exclude_items),
+        }
+
+
+class ShardSampler(Sampler[int]):
+    """Rank ``r`` of ``W`` gets indices ``r, r+W, r+2W, ...``: no padding, so no user twice.
+
+    ``torch.utils.data.DistributedSampler`` pads every rank to the same length
+    by repeating indices, which counts some users twice in evaluation.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int):
+        self.size, self.rank, self.world_size = size, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+
+def _keep_batch(batch: Any) -> Any:
+    """Collate for datasets whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+class RecDataModule(L.LightningDataModule):
+    """Loads, splits and serves one recommendation dataset to every model.
+
+    After ``setup`` it exposes ``num_users``, ``num_items``, ``train_edges``
+    ([2, E] user -> item), ``item_popularity`` ([I] training users per item),
+    ``item_categories`` ([I, C] bool) and the ``Interactions`` with their
+    original ids.
+
+    Args:
+        config: the ``data`` group (``lightning_divrec.config.DataConfig``).
+        seed: seed of the training shuffle under DDP.
+    """
+
+    def __init__(self, config: Any, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.seed = seed
+        self.interactions: Interactions | None = None
+        self.split: Split | None = None
+
+    def prepare_data(self) -> None:
+        """Find the data, downloading it on this one process when allowed."""
+        locate_ml100k(self.config.path, self.config.download, self.config.cache_dir)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.interactions is not None:
+            return
+        files = locate_ml100k(self.config.path, False, self.config.cache_dir)
+        ratings, items = files.read()
+        data = build_interactions(ratings, items, str(files.ratings), self.config.rating_threshold)
+        if self.config.split == "loo":
+            split = leave_one_out(data)
+        else:
+            split = random_ratio_split(data, seed=self.config.split_seed)
+        self.interactions, self.split = data, split
+        self.source_description = f"{files.format} files {files.ratings}"
+        self._build_tensors()
+        log.info(
+            "data: %d users, %d items, %d train / %d valid / %d test interactions from %s",
+            self.num_users, self.num_items, len(split.train), len(split.valid), len(split.test),
+            self.source_description,
+        )
+
+    def _build_tensors(self) -> None:
+        data, split = self.interactions, self.split
+        self.num_users, self.num_items = data.num_users, data.num_items
+        train_user = torch.from_numpy(data.user[split.train])
+        train_item = torch.from_numpy(data.item[split.train])
+        self.train_edges = torch.stack([train_user, train_item])
+        self.item_categories = torch.from_numpy(data.item_categories)
+        self.item_popularity = torch.bincount(torch.unique(self.train_edges, dim=1)[1], minlength=self.num_items)
+        self.item_interaction_counts = torch.bincount(train_item, minlength=self.num_items)
+        self.negative_sampler = NegativeSampler(train_user, train_item, self.num_items)
+        self.train_dataset = TrainTriples(train_user, train_item, self.negative_sampler)
+
+        def pairs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return data.user[index], data.item[index]
+
+        self.stages = {
+            "val": self._eval_stage(pairs(split.valid), [pairs(split.train)]),
+            "test": self._eval_stage(
+                pairs(split.test),
+                [pairs(split.train)] + ([pairs(split.valid)] if self.config.mask_valid_at_test else []),
+            ),
+        }
+
+    def _eval_stage(self, targets: tuple[np.ndarray, np.ndarray], history: list[tuple]) -> EvalStage:
+        target_users, target_items = targets
+        history_users = np.concatenate([users for users, _ in history])
+        history_items = np.concatenate([items for _, items in history])
+        # Never remove a held-out target from the ranking, even when the same
+        # item also occurs in the user's history (repeat consumption).
+        keys = history_users * self.num_items + history_items
+        keep = ~np.isin(keys, target_users * self.num_items + target_items)
+        return EvalStage(
+            users=np.unique(target_users),
+            targets=CSR(target_users, target_items, self.num_users),
+            exclude=CSR(history_users[keep], history_items[keep], self.num_users),
+        )
+
+    def fingerprint(self) -> str:
+        """Return a SHA-256 of the data and its split; equal fingerprints mean identical evaluation data."""
+        import hashlib
+
+        digest = hashlib.sha256(self.interactions.fingerprint().encode())
+        for part in (self.split.train, self.split.valid, self.split.test):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return digest.hexdigest()
+
+    def _distributed(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world_size = self._distributed()
+        if world_size > 1:
+            sampler = DistributedSampler(self.train_dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
+        else:
+            sampler = RandomSampler(self.train_dataset)
+        return DataLoader(
+            self.train_dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            collate_fn=_keep_batch,
+            num_workers=self.config.num_workers,
+            persistent_workers=self.config.num_workers > 0,
+        )
+
+    def _eval_dataloader(self, stage: str) -> DataLoader:
+        rank, world_size = self._distributed()
+        dataset = EvalUsers(self.stages[stage])
+        return DataLoader(
+            dataset,
+            batch_size=self.config.eval_batch_size,
+            sampler=ShardSampler(len(dataset), rank, world_size),
+            collate_fn=_keep_batch,
+            num_workers=self.config.num_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_dataloader("test")

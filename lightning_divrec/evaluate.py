@@ -1,0 +1,67 @@
+"""``evaluate(cfg)``: recompute the test metrics of a saved checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_divrec.config import DataConfig, EvaluateConfig, validate_config
+from lightning_divrec.data import RecDataModule
+from lightning_divrec.models import MODELS
+from lightning_divrec.training.run_dir import write_json_atomic
+from lightning_divrec.training.trainer import build_eval_trainer
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
+    """Rebuild the checkpoint's data and model, rank the test users, and return the metrics.
+
+    The data configuration is the one stored in the checkpoint; the data must
+    have the same fingerprint as at training time, otherwise the metrics would
+    describe other data and a ``ValueError`` is raised.
+    """
+    cfg = validate_config(cfg, EvaluateConfig)
+    if cfg.ckpt_path is None:
+        raise ValueError("ckpt_path is required: evaluate.py ckpt_path=runs/<run>/checkpoints/best.ckpt")
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={cfg.ckpt_path}: no such checkpoint file; pass a .ckpt written by train, "
+            "such as runs/<run>/checkpoints/best.ckpt"
+        )
+    payload = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    try:
+        run_config = payload["hyper_parameters"]["run_config"]
+        stored = payload["divrec"]
+    except KeyError as error:
+        raise ValueError(f"{ckpt_path} was not written by lightning_divrec's train (missing {error})") from error
+
+    data_config = dict(run_config["data"])
+    if cfg.data_path is not None:
+        data_config["path"] = cfg.data_path
+    if cfg.eval_batch_size is not None:
+        data_config["eval_batch_size"] = cfg.eval_batch_size
+    data_config = validate_config(data_config, DataConfig, f"data configuration stored in {ckpt_path}")
+    datamodule = RecDataModule(data_config, seed=run_config["seed"])
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    if datamodule.fingerprint() != stored["data_fingerprint"]:
+        raise ValueError(
+            f"the data found now differs from the data {ckpt_path} was trained on (fingerprint "
+            f"{datamodule.fingerprint()[:12]} vs {stored['data_fingerprint'][:12]}); point data_path at the original files"
+        )
+
+    model = MODELS[stored["model"]].load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    trainer = build_eval_trainer(cfg.accelerator, cfg.devices)
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    results = model.results["test"]
+
+    output_file = Path(cfg.output_file) if cfg.output_file else ckpt_path.parent.parent / "evaluation.json"
+    if trainer.is_global_zero:
+        write_json_atomic(output_file, {"test": results, "checkpoint": str(ckpt_path), "config": OmegaConf.to_container(cfg)})
+        log.info("wrote %s", output_file)
+    return results

@@ -1,0 +1,94 @@
+"""Relevance metrics of ranked lists, one value per user.
+
+Every kernel takes a ``RankedLists`` cut at K (``lists.truncate(k)``) and
+returns a float64 tensor [B]. Users without held-out items get NaN here; the
+``Metric`` wrappers apply the empty-target policy to those rows.
+
+Conventions (binary relevance unless a graded target is given):
+
+* DCG@K = sum_r gain_r / log2(r + 1), linear gain;
+  IDCG@K from the K largest gains over *all* held-out items of the user, not
+  only those in the list.
+* Recall@K divides by all held-out items; ``capped=True`` divides by
+  min(K, held-out count).
+* Precision@K divides by K even when fewer than K items could be ranked;
+  ``adjusted=True`` divides by min(K, number of rankable items).
+* AP@K = sum_r P@r * rel_r / min(K, held-out count).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lightning_divrec.metrics.functional.ranking import RankedLists
+
+
+def _discounts(k: int, device: torch.device) -> torch.Tensor:
+    return 1.0 / torch.log2(torch.arange(2, k + 2, device=device, dtype=torch.float64))
+
+
+def _relevant(lists: RankedLists) -> torch.Tensor:
+    return (lists.gains > 0).to(torch.float64)
+
+
+def _undefined_where_empty(values: torch.Tensor, lists: RankedLists) -> torch.Tensor:
+    return torch.where(lists.num_relevant > 0, values, torch.full_like(values, float("nan")))
+
+
+def dcg(gains: torch.Tensor) -> torch.Tensor:
+    """Return the discounted cumulative gain of each row of ``gains`` [B, K] -> [B]."""
+    return (gains.double() * _discounts(gains.shape[1], gains.device)).sum(dim=1)
+
+
+def ndcg(lists: RankedLists) -> torch.Tensor:
+    """Return NDCG@K: DCG of the list over DCG of the ideal list of all held-out gains."""
+    ideal = dcg(lists.ideal_gains)
+    values = dcg(lists.gains) / ideal.clamp_min(torch.finfo(torch.float64).tiny)
+    return _undefined_where_empty(values, lists)
+
+
+def recall(lists: RankedLists, capped: bool = False) -> torch.Tensor:
+    """Return Recall@K: relevant items in the list over held-out items (or min(K, held-out))."""
+    hits = _relevant(lists).sum(dim=1)
+    denominator = lists.num_relevant.double()
+    if capped:
+        denominator = denominator.clamp_max(lists.k)
+    return _undefined_where_empty(hits / denominator.clamp_min(1), lists)
+
+
+def precision(lists: RankedLists, k: int, adjusted: bool = False) -> torch.Tensor:
+    """Return Precision@K: relevant items in the list over K (or min(K, rankable items))."""
+    hits = _relevant(lists).sum(dim=1)
+    denominator = torch.full_like(hits, float(k))
+    if adjusted:
+        denominator = denominator.clamp_max(lists.num_rankable.double().clamp_min(1))
+    return _undefined_where_empty(hits / denominator, lists)
+
+
+def f1(lists: RankedLists, k: int) -> torch.Tensor:
+    """Return the per-user harmonic mean of Precision@K and Recall@K (0 when both are 0)."""
+    p, r = precision(lists, k), recall(lists)
+    values = torch.where(p + r > 0, 2 * p * r / (p + r), torch.zeros_like(p))
+    return _undefined_where_empty(values, lists)
+
+
+def hit_rate(lists: RankedLists) -> torch.Tensor:
+    """Return HitRate@K: 1 when any held-out item is in the list, else 0."""
+    return _undefined_where_empty(_relevant(lists).amax(dim=1), lists)
+
+
+def reciprocal_rank(lists: RankedLists) -> torch.Tensor:
+    """Return 1 / rank of the first relevant item in the list, 0 when there is none."""
+    relevant = _relevant(lists)
+    ranks = torch.arange(1, lists.k + 1, device=relevant.device, dtype=torch.float64)
+    first = torch.where(relevant > 0, ranks, torch.full_like(ranks, float("inf"))).amin(dim=1)
+    return _undefined_where_empty(1.0 / first, lists)
+
+
+def average_precision(lists: RankedLists) -> torch.Tensor:
+    """Return AP@K normalised by min(K, held-out count)."""
+    relevant = _relevant(lists)
+    ranks = torch.arange(1, lists.k + 1, device=relevant.device, dtype=torch.float64)
+    precision_at_rank = relevant.cumsum(dim=1) / ranks
+    denominator = lists.num_relevant.double().clamp(min=1, max=lists.k)
+    return _undefined_where_empty((precision_at_rank * relevant).sum(dim=1) / denominator, lists)

@@ -1,0 +1,133 @@
+"""``RankingModule``: the evaluation loop shared by every model.
+
+A subclass implements ``score(users) -> [B, I]`` (and a training step when it
+trains). Evaluation then ranks the full catalogue for each user, removes the
+user's history from the ranking but never a held-out target, and updates the
+metric suite; the data module decides what counts as history per stage.
+
+Legend: B users in the batch, I items.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+import torch
+
+from lightning_divrec.metrics import RankingMetricSuite
+
+log = logging.getLogger(__name__)
+
+STAGES = ("val", "test")
+
+
+class RankingModule(L.LightningModule):
+    """Base of every recommender: full-catalogue evaluation with the metric suite.
+
+    Args:
+        num_users: U.
+        num_items: I.
+        model_config: the ``model`` config group as a plain dict.
+        ks: metric cut-offs.
+        run_config: the whole resolved run configuration, stored in every
+            checkpoint so that ``evaluate`` can rebuild the data.
+    """
+
+    trainable = True
+    """False for models with nothing to fit; ``train`` then only evaluates them."""
+
+    def __init__(self, num_users: int, num_items: int, model_config: dict, ks: list[int], run_config: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.num_users, self.num_items = num_users, num_items
+        self.model_config = model_config
+        self.ks = list(ks)
+        self.data_fingerprint: str | None = None
+        self.results: dict[str, dict[str, float]] = {}
+        """Last computed metrics per stage in full float64 precision (logged values are float32)."""
+
+    # ----- wiring to the data module ---------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        if (datamodule.num_users, datamodule.num_items) != (self.num_users, self.num_items):
+            raise ValueError(
+                f"the model was built for {self.num_users} users and {self.num_items} items but the data "
+                f"has {datamodule.num_users} and {datamodule.num_items}; the checkpoint does not match this data"
+            )
+        self.data_fingerprint = datamodule.fingerprint()
+        self.metrics = torch.nn.ModuleDict(
+            {
+                stage_name: RankingMetricSuite(
+                    self.ks,
+                    self.num_items,
+                    item_categories=datamodule.item_categories,
+                    item_popularity=datamodule.item_popularity,
+                    num_users=self.num_users,
+                )
+                for stage_name in STAGES
+            }
+        )
+        self.attach_data(datamodule)
+
+    def attach_data(self, datamodule) -> None:
+        """Take what the model needs from the data module (graph, counts); override as needed."""
+
+    # ----- scoring -----------------------------------------------------------------------------
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """Return scores of every item for each user, [B] -> [B, I]; higher ranks first."""
+        raise NotImplementedError
+
+    def prepare_scoring(self) -> None:
+        """Precompute what ``score`` reuses during one evaluation pass (embeddings)."""
+
+    def finish_scoring(self) -> None:
+        """Free what ``prepare_scoring`` cached."""
+
+    # ----- evaluation loop ---------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self.prepare_scoring()
+
+    def on_test_epoch_start(self) -> None:
+        self.prepare_scoring()
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def _evaluation_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        users = batch["users"]
+        # [B, I], copied into float32: masking writes in place, and a model may
+        # return a view (an expanded row) or a tensor it keeps for later.
+        scores = self.score(users).to(torch.float32, copy=True)
+        scores[batch["exclude_rows"], batch["exclude_items"]] = float("-inf")
+        target = torch.zeros_like(scores, dtype=torch.bool)
+        target[batch["target_rows"], batch["target_items"]] = True
+        self.metrics[stage].update(scores, target)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_stage("val")
+        self.finish_scoring()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_stage("test")
+        self.finish_scoring()
+
+    def _log_stage(self, stage: str) -> None:
+        # compute() already summed the states of every process, so each rank
+        # holds the same values and no further sync_dist averaging is wanted.
+        values = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        self.results[stage] = {f"{stage}/{name}": float(value) for name, value in values.items()}
+        self.log_dict({f"{stage}/{name}": value.float() for name, value in values.items()}, sync_dist=False)
+
+    # ----- checkpoints -------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["divrec"] = {"data_fingerprint": self.data_fingerprint, "model": self.model_config.get("name")}

@@ -1,0 +1,121 @@
+"""``train(cfg)``: data, model, Trainer, checkpoints and metrics of one run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_divrec.config import TrainConfig, validate_config
+from lightning_divrec.data import RecDataModule
+from lightning_divrec.models import MODELS
+from lightning_divrec.training.run_dir import (
+    RUN_DIR_ENV,
+    remove_if_incomplete,
+    resolve_run_dir,
+    timestamp,
+    write_json_atomic,
+    write_text_atomic,
+)
+from lightning_divrec.training.trainer import build_loggers, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig | dict) -> dict:
+    """Train the configured model, evaluate its best checkpoint, and return the metrics.
+
+    Writes into the run folder ``<output_dir>/<run_name>``: ``config.yaml``
+    (the resolved configuration after every override), ``checkpoints/best.ckpt``
+    (best by ``eval.monitor``) and ``last.ckpt``, ``metrics.json``, ``csv/`` and
+    ``wandb/``. Every input is checked before the folder is created, and a run
+    that fails before its first checkpoint removes the folder again.
+
+    Returns:
+        ``{"val": {...}, "test": {...}, "run_dir": str, "best_checkpoint": str}``
+        with metric keys such as ``test/ndcg@10``, in float64 precision.
+    """
+    cfg = validate_config(cfg, TrainConfig)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = RecDataModule(cfg.data, seed=cfg.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    model = MODELS[cfg.model.name](
+        datamodule.num_users, datamodule.num_items, container["model"], container["eval"]["ks"], run_config=container
+    )
+
+    run_dir, creates_run_dir = resolve_run_dir(
+        cfg.output_dir, cfg.run_name, f"{cfg.model.name}-{cfg.data.name}-{timestamp()}"
+    )
+    loggers = []
+    try:
+        if creates_run_dir:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+            os.environ[RUN_DIR_ENV] = str(run_dir)
+        loggers = build_loggers(cfg, run_dir)
+        for logger in loggers:
+            logger.log_hyperparams(container)
+        trainer, checkpoint = build_trainer(cfg, run_dir, loggers)
+
+        if model.trainable:
+            trainer.fit(model, datamodule=datamodule)
+            best = checkpoint.best_model_path or checkpoint.last_model_path
+        else:
+            trainer.validate(model, datamodule=datamodule, verbose=False)
+            best = str(run_dir / "checkpoints" / "best.ckpt")
+            trainer.save_checkpoint(best)
+        trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+        trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
+
+        metrics = {
+            "val": model.results["val"],
+            "test": model.results["test"],
+            "run_dir": str(run_dir),
+            "best_checkpoint": str(best),
+            "data_fingerprint": datamodule.fingerprint(),
+            "epochs_trained": trainer.current_epoch,
+            "versions": _versions(),
+        }
+        if trainer.is_global_zero:
+            write_json_atomic(run_dir / "metrics.json", metrics)
+            log.info("run folder: %s", run_dir)
+        return metrics
+    except BaseException:
+        if creates_run_dir:
+            _close_loggers(loggers)
+            remove_if_incomplete(run_dir)
+        raise
+    finally:
+        _close_loggers(loggers)
+        if creates_run_dir:
+            os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _close_loggers(loggers: list) -> None:
+    for logger in loggers:
+        if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+
+
+def _versions() -> dict[str, str]:
+    import torch_geometric
+    import torchmetrics
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "torchmetrics": torchmetrics.__version__,
+    }
