@@ -1,0 +1,61 @@
+"""Slow, obviously correct per-user metric definitions, for comparison with the vectorised kernels."""
+
+from __future__ import annotations
+
+import math
+
+
+def ranked_list(scores: list[float], k: int) -> list[int]:
+    """Items by descending score, ties by ascending index, excluded (-inf) items dropped."""
+    order = sorted(range(len(scores)), key=lambda item: (-scores[item], item))
+    return [item for item in order if scores[item] != float("-inf")][:k]
+
+
+def per_user(scores: list[float], target: list[float], k: int) -> dict[str, float]:
+    ranked = ranked_list(scores, k)
+    relevant = {item for item, gain in enumerate(target) if gain > 0}
+    hits = [1.0 if item in relevant else 0.0 for item in ranked]
+    n = len(relevant)
+    rankable = sum(1 for score in scores if score != float("-inf"))
+    dcg = sum(target[item] / math.log2(rank + 2) for rank, item in enumerate(ranked))
+    ideal = sorted(target, reverse=True)[:k]
+    idcg = sum(gain / math.log2(rank + 2) for rank, gain in enumerate(ideal))
+    first = next((rank + 1 for rank, hit in enumerate(hits) if hit), None)
+    precision_at = [sum(hits[: rank + 1]) / (rank + 1) for rank in range(len(hits))]
+    p = sum(hits) / k
+    r = sum(hits) / n
+    return {
+        "recall": r,
+        "recall_capped": sum(hits) / min(k, n),
+        "precision": p,
+        "precision_adjusted": sum(hits) / min(k, rankable),
+        "f1": 0.0 if p + r == 0 else 2 * p * r / (p + r),
+        "ndcg": dcg / idcg,
+        "mrr": 0.0 if first is None else 1.0 / first,
+        "hit": 1.0 if any(hits) else 0.0,
+        "map": sum(pa * hit for pa, hit in zip(precision_at, hits)) / min(k, n),
+    }
+
+
+def jaccard_ild(items: list[int], categories: list[set[str]]) -> float | None:
+    pairs = [(a, b) for index, a in enumerate(items) for b in items[index + 1 :]]
+    if not pairs:
+        return None
+    total = 0.0
+    for a, b in pairs:
+        union = categories[a] | categories[b]
+        similarity = 1.0 if not union else len(categories[a] & categories[b]) / len(union)
+        total += 1 - similarity
+    return total / len(pairs)
+
+
+def gini(counts: list[int]) -> float:
+    """Gini as the mean absolute difference over all ordered pairs, divided by twice the mean."""
+    n = len(counts)
+    mean = sum(counts) / n
+    return sum(abs(a - b) for a in counts for b in counts) / (2 * n * n * mean)
+
+
+def entropy(counts: list[int]) -> float:
+    total = sum(counts)
+    return -sum(c / total * math.log2(c / total) for c in counts if c > 0)
