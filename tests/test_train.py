@@ -1,0 +1,168 @@
+"""``train`` and ``evaluate`` end to end with a real Trainer, on tiny data and through the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lightning_divrec.config import ConfigError, load_evaluate_config, load_train_config
+from lightning_divrec.evaluate import evaluate
+from lightning_divrec.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_cli(script: str, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = os.environ | {"WANDB_SILENT": "true"} | (env_extra or {})
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600
+    )
+
+
+def test_train_writes_run_folder(tiny_overrides, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=tiny"]))
+    run_dir = tmp_path / "runs" / "tiny"
+    assert Path(metrics["run_dir"]) == run_dir
+    for name in ("config.yaml", "metrics.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "csv/metrics.csv"):
+        assert (run_dir / name).is_file(), name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["test"] == metrics["test"]
+    assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0
+    assert metrics["test"]["test/users"] == 12
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 2
+    assert config["model"]["embedding_dim"] == 8
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["run_config"]["model"]["embedding_dim"] == 8
+    assert checkpoint["divrec"]["data_fingerprint"] == metrics["data_fingerprint"]
+
+
+def test_evaluate_reproduces_test_metrics(tiny_overrides, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=repro"]))
+    results = evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}"]))
+    assert results.keys() == metrics["test"].keys()
+    for name, value in metrics["test"].items():
+        assert results[name] == pytest.approx(value, abs=1e-6), name
+    assert (tmp_path / "runs" / "repro" / "evaluation.json").is_file()
+
+
+def test_popularity_baseline_ranks_by_count(tiny_overrides, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["model=popularity", "run_name=pop"]))
+    assert (tmp_path / "runs" / "pop" / "checkpoints" / "best.ckpt").is_file()
+    results = evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}"]))
+    assert results["test/ndcg@10"] == pytest.approx(metrics["test"]["test/ndcg@10"], abs=1e-6)
+
+
+def test_bf16_mixed_trains(tiny_overrides):
+    metrics = train(load_train_config(tiny_overrides + ["trainer.precision=bf16-mixed", "run_name=bf16"]))
+    assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0
+
+
+def test_missing_data_leaves_no_run_folder(tiny_overrides, tmp_path):
+    overrides = tiny_overrides + [f"data.path={tmp_path / 'nowhere'}", "run_name=broken"]
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        train(load_train_config(overrides))
+    assert not (tmp_path / "runs" / "broken").exists()
+
+
+def test_bad_data_row_leaves_no_run_folder(tiny_overrides, tiny_ml100k, tmp_path):
+    with (tiny_ml100k / "u.data").open("a") as handle:
+        handle.write("3\t4\tfive\t880000000\n")
+    with pytest.raises(ValueError, match="'rating'"):
+        train(load_train_config(tiny_overrides + ["run_name=badrow"]))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_existing_run_folder_rejected(tiny_overrides, tmp_path):
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    (tmp_path / "runs" / "taken" / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="taken"):
+        train(load_train_config(tiny_overrides + ["run_name=taken"]))
+    assert (tmp_path / "runs" / "taken" / "notes.txt").read_text() == "keep me"
+
+
+def test_missing_checkpoint_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ckpt_path=.*missing.ckpt: no such checkpoint"):
+        evaluate(load_evaluate_config([f"ckpt_path={tmp_path / 'missing.ckpt'}"]))
+
+
+def test_evaluate_rejects_changed_data(tiny_overrides, tiny_ml100k, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=changed"]))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "u.item").write_bytes((tiny_ml100k / "u.item").read_bytes())
+    lines = (tiny_ml100k / "u.data").read_text().splitlines()
+    user, item, rating, stamp = lines[0].split("\t")
+    lines[0] = "\t".join([user, item, rating, str(int(stamp) + 1000)])
+    (other / "u.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="differs from the data"):
+        evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}", f"data_path={other}"]))
+
+
+def test_cli_train_then_evaluate(tiny_ml100k, tmp_path):
+    """The real command lines, with W&B in offline mode."""
+    run = _run_cli(
+        "train.py",
+        f"data.path={tiny_ml100k}",
+        f"output_dir={tmp_path / 'runs'}",
+        "run_name=cli",
+        "model.embedding_dim=8",
+        "data.batch_size=32",
+        "trainer.max_epochs=2",
+        "trainer.enable_progress_bar=false",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "test metrics:" in run.stdout
+    assert "test/ndcg@10" in run.stdout
+    run_dir = tmp_path / "runs" / "cli"
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    saved = json.loads((run_dir / "metrics.json").read_text())
+
+    evaluation = _run_cli("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}")
+    assert evaluation.returncode == 0, evaluation.stderr[-3000:]
+    evaluated = json.loads((run_dir / "evaluation.json").read_text())["test"]
+    for name, value in saved["test"].items():
+        assert evaluated[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_cli_reports_config_errors(tmp_path):
+    run = _run_cli("train.py", "trainer.max_epoch=3", "model.lr=fast", f"output_dir={tmp_path}")
+    assert run.returncode == 2
+    assert "'trainer.max_epoch'" in run.stderr
+    assert "did you mean 'trainer.max_epochs'" in run.stderr
+    assert "'model.lr' must be a number" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_help_lists_groups():
+    run = _run_cli("train.py", "--help")
+    assert run.returncode == 0
+    assert "model: graphsage, popularity" in run.stdout
+
+
+@pytest.mark.distributed
+def test_ddp_sim_matches_single_process(tiny_ml100k, tmp_path):
+    """Two gloo processes through the real command line: same test metrics as one process."""
+    common = [f"data.path={tiny_ml100k}", f"output_dir={tmp_path / 'runs'}", "model.embedding_dim=8",
+              "data.batch_size=16", "data.eval_batch_size=2", "trainer.max_epochs=2",
+              "trainer.enable_progress_bar=false"]
+    ddp = _run_cli("train.py", *common, "trainer=ddp_sim", "run_name=ddp")
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "ddp"
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    trained = json.loads((run_dir / "metrics.json").read_text())
+    assert trained["test"]["test/users"] == 12
+
+    single = _run_cli("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}")
+    assert single.returncode == 0, single.stderr[-3000:]
+    evaluated = json.loads((run_dir / "evaluation.json").read_text())["test"]
+    for name, value in trained["test"].items():
+        assert evaluated[name] == pytest.approx(value, abs=1e-6), name
