@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
     """Rebuild the checkpoint's data and model, rank the test users, and return the metrics.
 
-    The data configuration is the one stored in the checkpoint; the data must
-    have the same fingerprint as at training time, otherwise the metrics would
-    describe other data and a ``ValueError`` is raised.
+    The data configuration is the one stored in the checkpoint. The data must
+    have the same fingerprint as at training time, because otherwise the
+    metrics would describe other data, so a mismatch raises ``ValueError``.
     """
     cfg = validate_config(cfg, EvaluateConfig)
     if cfg.ckpt_path is None:

@@ -76,7 +76,7 @@ def test_ndcg_graded_judged_not_returned():
 
 
 def test_ndcg_five_relevant_one_returned():
-    # Only one relevant item can be ranked: the others are excluded (-inf), so the list holds 1 item.
+    # Only one relevant item can be ranked because the others are excluded (-inf), so the list has 1 item.
     scores = [[1.0, NEG_INF, NEG_INF, NEG_INF, NEG_INF]]
     target = [[1, 1, 1, 1, 1]]
     assert relevance.ndcg(lists_for(scores, target, 10)).item() == pytest.approx(1 / 2.948459, abs=1e-6)

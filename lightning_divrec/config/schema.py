@@ -73,6 +73,13 @@ class ModelConfig:
     dropout: float = 0.0
     """Dropout on node representations between layers."""
 
+    activation: Literal["relu", "none"] = "relu"
+    """Non-linearity between GraphSAGE layers."""
+
+    identity_init: bool = False
+    """Initialise every SAGEConv weight at the identity (an untrained layer
+    then adds the neighbour aggregate to the node's own embedding)."""
+
     lr: float = 0.001
     """Adam learning rate."""
 
@@ -201,5 +208,5 @@ class EvaluateConfig:
     """Override of ``data.eval_batch_size``; the metrics do not depend on it."""
 
     output_file: Optional[str] = None
-    """Where to write the metrics JSON; null writes ``evaluation.json`` in the
+    """Path of the metrics JSON; null writes ``evaluation.json`` in the
     checkpoint's run folder."""

@@ -3,7 +3,7 @@
 A subclass implements ``score(users) -> [B, I]`` (and a training step when it
 trains). Evaluation then ranks the full catalogue for each user, removes the
 user's history from the ranking but never a held-out target, and updates the
-metric suite; the data module decides what counts as history per stage.
+metric suite. The data module decides what counts as history in each stage.
 
 Legend: B users in the batch, I items.
 """
@@ -120,8 +120,8 @@ class RankingModule(L.LightningModule):
         self.finish_scoring()
 
     def _log_stage(self, stage: str) -> None:
-        # compute() already summed the states of every process, so each rank
-        # holds the same values and no further sync_dist averaging is wanted.
+        # compute() already summed the states of every process, so every rank
+        # has the same values and logging needs no sync_dist averaging.
         values = self.metrics[stage].compute()
         self.metrics[stage].reset()
         self.results[stage] = {f"{stage}/{name}": float(value) for name, value in values.items()}

@@ -30,6 +30,8 @@ class GraphSAGEModule(RankingModule):
             aggr=model_config["aggr"],
             layer_combination=model_config["layer_combination"],
             dropout=model_config["dropout"],
+            activation=model_config["activation"],
+            identity_init=model_config["identity_init"],
         )
         self.register_buffer("edge_index", torch.empty(2, 0, dtype=torch.long), persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None

@@ -19,7 +19,7 @@ class BipartiteSAGE(nn.Module):
         h_i^(l+1) = W_root h_i^(l) + W_neigh * aggr_{u in N(i)} h_u^(l)   (users -> items)
         h_u^(l+1) = W_root h_u^(l) + W_neigh * aggr_{i in N(u)} h_i^(l)   (items -> users)
 
-    followed by ReLU and dropout on all but the last layer. Messages must flow
+    followed by the activation (ReLU by default) and dropout on all but the last layer. Messages must flow
     both ways: with only user -> item edges, user nodes would never be updated.
 
     Args:
@@ -31,6 +31,10 @@ class BipartiteSAGE(nn.Module):
         layer_combination: ``last`` uses the last layer; ``mean`` averages the
             id embeddings and every layer output (default ``mean``).
         dropout: dropout probability between layers (default 0).
+        activation: ``relu`` or ``none`` between layers (default ``relu``).
+        identity_init: start both linear maps of every layer at the identity
+            with zero bias, so that an untrained layer adds the neighbour mean
+            to the node's own embedding (default False: PyG's initialisation).
 
     Shapes:
         forward(edge_index [2, E] with rows (user, item)) -> (users [U, D], items [I, D]).
@@ -45,12 +49,17 @@ class BipartiteSAGE(nn.Module):
         aggr: str = "mean",
         layer_combination: str = "mean",
         dropout: float = 0.0,
+        activation: str = "relu",
+        identity_init: bool = False,
     ):
         super().__init__()
         if layer_combination not in ("last", "mean"):
             raise ValueError(f"layer_combination must be 'last' or 'mean', got {layer_combination!r}")
         self.num_users, self.num_items = num_users, num_items
+        if activation not in ("relu", "none"):
+            raise ValueError(f"activation must be 'relu' or 'none', got {activation!r}")
         self.layer_combination = layer_combination
+        self.activation = activation
         self.dropout = nn.Dropout(dropout)
         self.user_embedding = nn.Embedding(num_users, dim)
         self.item_embedding = nn.Embedding(num_items, dim)
@@ -58,6 +67,11 @@ class BipartiteSAGE(nn.Module):
         nn.init.normal_(self.item_embedding.weight, std=0.1)
         self.to_item = nn.ModuleList(SAGEConv((dim, dim), dim, aggr=aggr) for _ in range(num_layers))
         self.to_user = nn.ModuleList(SAGEConv((dim, dim), dim, aggr=aggr) for _ in range(num_layers))
+        if identity_init:
+            for conv in list(self.to_item) + list(self.to_user):
+                nn.init.eye_(conv.lin_l.weight)
+                nn.init.eye_(conv.lin_r.weight)
+                nn.init.zeros_(conv.lin_l.bias)
 
     def forward(self, edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         user_to_item = edge_index
@@ -68,8 +82,9 @@ class BipartiteSAGE(nn.Module):
             new_items = to_item((users, items), user_to_item, size=(self.num_users, self.num_items))
             new_users = to_user((items, users), item_to_user, size=(self.num_items, self.num_users))
             if layer < len(self.to_item) - 1:
-                new_items = self.dropout(torch.relu(new_items))
-                new_users = self.dropout(torch.relu(new_users))
+                if self.activation == "relu":
+                    new_items, new_users = torch.relu(new_items), torch.relu(new_users)
+                new_items, new_users = self.dropout(new_items), self.dropout(new_users)
             users, items = new_users, new_items
             user_layers.append(users)
             item_layers.append(items)
