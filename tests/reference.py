@@ -59,3 +59,64 @@ def gini(counts: list[int]) -> float:
 def entropy(counts: list[int]) -> float:
     total = sum(counts)
     return -sum(c / total * math.log2(c / total) for c in counts if c > 0)
+
+
+def auc(scores: list[float], target: list[bool]) -> float | None:
+    positives = [s for s, t in zip(scores, target) if t]
+    negatives = [s for s, t in zip(scores, target) if not t and s != float("-inf")]
+    if not positives or not negatives:
+        return None
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
+
+
+def category_coverage(items: list[int], categories: list[set[int]], num_categories: int) -> float:
+    covered = set().union(*(categories[item] for item in items)) if items else set()
+    return len(covered) / num_categories
+
+
+def alpha_ndcg(ranked: list[int], relevant: set[int], categories: list[set[int]], alpha: float, k: int) -> float | None:
+    def gains(order):
+        seen: dict[int, int] = {}
+        values = []
+        for item in order:
+            if item not in relevant:
+                values.append(0.0)
+                continue
+            values.append(sum((1 - alpha) ** seen.get(c, 0) for c in categories[item]))
+            for c in categories[item]:
+                seen[c] = seen.get(c, 0) + 1
+        return values
+
+    dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains(ranked)))
+    # Greedy ideal: repeatedly append the held-out item with the largest marginal gain.
+    remaining = sorted(relevant)
+    ideal_order: list[int] = []
+    while remaining and len(ideal_order) < k:
+        best = max(remaining, key=lambda item: (gains(ideal_order + [item])[-1], -item))
+        ideal_order.append(best)
+        remaining.remove(best)
+    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains(ideal_order)))
+    return None if idcg == 0 else dcg / idcg
+
+
+def category_shares(items: list[int], categories: list[set[int]], num_categories: int) -> list[float]:
+    mass = [0.0] * num_categories
+    for item in items:
+        for c in categories[item]:
+            mass[c] += 1 / len(categories[item])
+    total = sum(mass)
+    return [m / total for m in mass] if total else mass
+
+
+def calibration(history: list[int], ranked: list[int], categories: list[set[int]], num_categories: int, smoothing: float) -> float | None:
+    p = category_shares(history, categories, num_categories)
+    q = category_shares(ranked, categories, num_categories)
+    if sum(p) == 0:
+        return None
+    return sum(pc * math.log2(pc / ((1 - smoothing) * qc + smoothing * pc)) for pc, qc in zip(p, q) if pc > 0)
+
+
+def personalization(lists: list[list[int]], k: int) -> float:
+    pairs = [(a, b) for index, a in enumerate(lists) for b in lists[index + 1 :]]
+    return 1 - sum(len(set(a) & set(b)) / k for a, b in pairs) / len(pairs)

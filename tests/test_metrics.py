@@ -20,7 +20,7 @@ from lightning_divrec.metrics import (
     ShannonEntropy,
     topk_indices,
 )
-from lightning_divrec.metrics.functional import diversity, relevance
+from lightning_divrec.metrics.functional import diversity, exposure, relevance
 
 from . import reference
 
@@ -161,9 +161,9 @@ def test_ild_single_item_is_skipped():
 
 def test_catalogue_coverage_entropy_gini():
     counts = torch.tensor([2, 1, 1, 0])
-    assert diversity.catalog_coverage(counts).item() == pytest.approx(0.75)
-    assert diversity.shannon_entropy(counts).item() == pytest.approx(1.5)
-    assert diversity.gini_index(counts).item() == pytest.approx(0.375)
+    assert exposure.catalog_coverage(counts).item() == pytest.approx(0.75)
+    assert exposure.shannon_entropy(counts).item() == pytest.approx(1.5)
+    assert exposure.gini_index(counts).item() == pytest.approx(0.375)
 
 
 def test_exposure_metrics_from_lists():
@@ -214,44 +214,72 @@ def test_relevance_matches_reference(k):
 @pytest.mark.parametrize("k", [1, 2, 5, 10])
 def test_suite_matches_reference(k):
     scores, target = _random_batch(100 + k)
-    num_items = scores.shape[1]
+    num_users, num_items, num_categories = len(scores), scores.shape[1], 4
     generator = torch.Generator().manual_seed(k)
-    categories = torch.rand(num_items, 4, generator=generator) < 0.4
+    categories = torch.rand(num_items, num_categories, generator=generator) < 0.4
     popularity = torch.randint(0, 30, (num_items,), generator=generator)
-    suite = RankingMetricSuite([k], num_items, item_categories=categories, item_popularity=popularity, num_users=30)
-    for start in range(0, len(scores), 7):  # several batches
-        suite.update(scores[start : start + 7], target[start : start + 7])
+    interactions = popularity * 3 + torch.randint(0, 3, (num_items,), generator=generator)
+    history = scores == NEG_INF  # the excluded items are the user's history
+    suite = RankingMetricSuite(
+        [k], num_items, item_categories=categories, item_popularity=popularity, num_users=30,
+        item_interactions=interactions,
+    )
+    for start in range(0, num_users, 7):  # several batches
+        rows = slice(start, start + 7)
+        suite.update(scores[rows], target[rows], history=history[rows])
     result = suite.compute()
 
-    category_sets = [{c for c in range(4) if categories[item, c]} for item in range(num_items)]
-    per_metric = {name: [] for name in ("recall", "precision", "f1", "ndcg", "mrr", "hit", "map", "ild", "novelty")}
-    exposure = [0] * num_items
-    for user in range(len(scores)):
+    category_sets = [{c for c in range(num_categories) if categories[item, c]} for item in range(num_items)]
+    most_popular = set(reference.ranked_list(interactions.double().tolist(), k))
+    head = set(reference.ranked_list(interactions.double().tolist(), math.ceil(0.2 * num_items)))
+    total_interactions = int(interactions.sum())
+    per_metric: dict[str, list[float]] = {}
+    exposure_counts = [0] * num_items
+    all_lists = []
+
+    def add(name, value):
+        if value is not None:
+            per_metric.setdefault(name, []).append(value)
+
+    for user in range(num_users):
         if not target[user].any():
             continue
-        values = reference.per_user(scores[user].tolist(), target[user].double().tolist(), k)
+        user_scores = scores[user].tolist()
+        values = reference.per_user(user_scores, target[user].double().tolist(), k)
         for name in ("recall", "precision", "f1", "ndcg", "mrr", "hit", "map"):
-            per_metric[name].append(values[name])
-        ranked = reference.ranked_list(scores[user].tolist(), k)
-        ild = reference.jaccard_ild(ranked, category_sets)
-        if ild is not None:
-            per_metric["ild"].append(ild)
+            add(name, values[name])
+        ranked = reference.ranked_list(user_scores, k)
+        relevant = {item for item in range(num_items) if target[user, item]}
+        all_lists.append(ranked)
+        add("auc", reference.auc(user_scores, target[user].tolist()))
+        add("ild", reference.jaccard_ild(ranked, category_sets))
+        add("category_coverage", reference.category_coverage(ranked, category_sets, num_categories))
+        add("alpha_ndcg", reference.alpha_ndcg(ranked, relevant, category_sets, 0.5, k))
+        history_items = [item for item in range(num_items) if history[user, item]]
+        add("calibration", reference.calibration(history_items, ranked, category_sets, num_categories, 0.01))
         if ranked:
-            per_metric["novelty"].append(
-                sum(-math.log2(max(int(popularity[item]), 1) / 30) for item in ranked) / len(ranked)
-            )
+            mean = lambda value: sum(value(item) for item in ranked) / len(ranked)
+            add("novelty", mean(lambda item: -math.log2(max(int(popularity[item]), 1) / 30)))
+            add("novelty_interactions", mean(lambda item: -math.log2(max(int(interactions[item]), 1) / total_interactions)))
+            add("tail_share", mean(lambda item: float(item not in head)))
+            add("avg_popularity", mean(lambda item: float(interactions[item])))
+        add("serendipity", sum(1 for item in ranked if item in relevant and item not in most_popular) / k)
         for item in ranked:
-            exposure[item] += 1
+            exposure_counts[item] += 1
 
-    assert result["users"].item() == sum(1 for user in range(len(scores)) if target[user].any())
+    assert result["users"].item() == len(all_lists)
+    assert set(per_metric) | {"users", "ild", "coverage", "gini", "entropy", "personalization"} == {
+        name.split("@")[0] for name in result
+    }
     for name, values in per_metric.items():
-        if not values:  # k = 1 leaves no item pair for ILD
-            assert math.isnan(result[f"{name}@{k}"].item()), name
-            continue
-        assert result[f"{name}@{k}"].item() == pytest.approx(sum(values) / len(values), abs=1e-9), name
-    assert result[f"coverage@{k}"].item() == pytest.approx(sum(1 for c in exposure if c) / num_items)
-    assert result[f"gini@{k}"].item() == pytest.approx(reference.gini(exposure), abs=1e-9)
-    assert result[f"entropy@{k}"].item() == pytest.approx(reference.entropy(exposure), abs=1e-9)
+        key = name if name == "auc" else f"{name}@{k}"
+        assert result[key].item() == pytest.approx(sum(values) / len(values), abs=1e-9), name
+    if k == 1:  # no item pair for ILD
+        assert math.isnan(result["ild@1"].item())
+    assert result[f"coverage@{k}"].item() == pytest.approx(sum(1 for c in exposure_counts if c) / num_items)
+    assert result[f"gini@{k}"].item() == pytest.approx(reference.gini(exposure_counts), abs=1e-9)
+    assert result[f"entropy@{k}"].item() == pytest.approx(reference.entropy(exposure_counts), abs=1e-9)
+    assert result[f"personalization@{k}"].item() == pytest.approx(reference.personalization(all_lists, k), abs=1e-9)
 
 
 def test_suite_invariant_to_user_order():

@@ -1,24 +1,48 @@
-"""Beyond-accuracy metrics as torchmetrics ``Metric``s; formulas in ``functional.diversity``."""
+"""Diversity metrics of each list as torchmetrics ``Metric``s; formulas in ``functional``."""
 
 from __future__ import annotations
 
 import torch
 
-from lightning_divrec.metrics.base import ExposureMetric, MeanOverUsers
+from lightning_divrec.metrics.base import MeanOverUsers
+from lightning_divrec.metrics.functional import alpha_ndcg as alpha_functional
+from lightning_divrec.metrics.functional import calibration as calibration_functional
 from lightning_divrec.metrics.functional import diversity as F
 from lightning_divrec.metrics.functional.ranking import RankedLists
 
 
 class IntraListDiversity(MeanOverUsers):
-    """ILD@K: mean over unordered pairs of 1 - Jaccard similarity of the items' categories.
+    """ILD@K: mean over unordered pairs of the list of 1 - similarity.
 
-    Range [0, 1], higher is more diverse. Lists with fewer than 2 items are
-    skipped. Jaccard over categories, as in Ziegler et al. (WWW 2005) with
-    a category-set similarity in place of their taxonomy one.
+    Similarity is Jaccard over category sets (``item_categories``) or cosine
+    over item embeddings (``item_embeddings``); give exactly one. Range [0, 1]
+    with categories and [0, 2] with embeddings; higher is more diverse. Lists
+    with fewer than 2 items are skipped. After Ziegler et al., "Improving
+    recommendation lists through topic diversification", WWW 2005.
 
     Args:
-        item_categories: [I, C] bool multi-hot categories of every item.
+        item_categories: [I, C] bool multi-hot categories.
+        item_embeddings: [I, D] item vectors.
     """
+
+    uses_targets = False
+
+    def __init__(self, k: int, item_categories: torch.Tensor | None = None, item_embeddings: torch.Tensor | None = None, **kwargs):
+        super().__init__(k, **kwargs)
+        if (item_categories is None) == (item_embeddings is None):
+            raise ValueError("IntraListDiversity needs exactly one of item_categories and item_embeddings")
+        self.by_categories = item_categories is not None
+        features = item_categories.bool() if self.by_categories else item_embeddings.float()
+        self.register_buffer("item_features", features, persistent=False)
+
+    def per_user(self, lists: RankedLists) -> torch.Tensor:
+        features = self.item_features[lists.items]
+        similarity = F.jaccard_similarity(features) if self.by_categories else F.cosine_similarity(features)
+        return F.intra_list_diversity(similarity, lists.valid)
+
+
+class CategoryCoverage(MeanOverUsers):
+    """Share of all categories covered by each list, averaged over users. Range [0, 1], higher is better."""
 
     uses_targets = False
 
@@ -27,51 +51,61 @@ class IntraListDiversity(MeanOverUsers):
         self.register_buffer("item_categories", item_categories.bool(), persistent=False)
 
     def per_user(self, lists: RankedLists) -> torch.Tensor:
-        similarity = F.jaccard_similarity(self.item_categories[lists.items])
-        return F.intra_list_diversity(similarity, lists.valid)
+        return F.category_coverage(self.item_categories, lists.items, lists.valid)
 
 
-class Novelty(MeanOverUsers):
-    """Novelty@K: mean self-information -log2 p(i) in bits of list items, p(i) the share of
-    training users who interacted with i (Zhou et al., PNAS 2010). Higher is more novel.
+class AlphaNDCG(MeanOverUsers):
+    """alpha-NDCG@K over categories: a relevant item gains (1 - alpha) per earlier relevant
+    item of the same category, so repeating a category earns less. Range [0, 1], higher is better.
+
+    The normaliser is the greedy ideal ordering of the user's held-out items.
 
     Args:
-        item_popularity: [I] training users per item.
-        num_users: users in the training data.
+        item_categories: [I, C] bool.
+        alpha: redundancy penalty in [0, 1] (default 0.5); 0 gives a category-weighted NDCG.
     """
 
-    uses_targets = False
-
-    def __init__(self, k: int, item_popularity: torch.Tensor, num_users: int, **kwargs):
+    def __init__(self, k: int, item_categories: torch.Tensor, alpha: float = 0.5, **kwargs):
         super().__init__(k, **kwargs)
-        self.register_buffer("self_information", F.self_information(item_popularity, num_users), persistent=False)
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        self.alpha = alpha
+        self.register_buffer("item_categories", item_categories.bool(), persistent=False)
 
     def per_user(self, lists: RankedLists) -> torch.Tensor:
-        return F.novelty(lists.items, lists.valid, self.self_information)
+        targets = lists.extras["target_items"]
+        values = alpha_functional.alpha_ndcg(
+            self.item_categories[lists.items],
+            (lists.gains > 0) & lists.valid,
+            self.item_categories[targets],
+            lists.extras["target_valid"],
+            self.alpha,
+        )
+        return torch.where(lists.num_relevant > 0, values, torch.full_like(values, float("nan")))
 
 
-class CatalogCoverage(ExposureMetric):
-    """Share of the catalogue that appears in at least one top-K list. Range [0, 1], higher is better."""
+class Calibration(MeanOverUsers):
+    """Miscalibration@K: KL divergence (bits) between the category distribution of the user's
+    history and that of the list, smoothed (Steck, RecSys 2018). 0 is calibrated; lower is better.
 
-    higher_is_better = True
-
-    def compute(self) -> torch.Tensor:
-        return F.catalog_coverage(self.counts)
-
-
-class GiniIndex(ExposureMetric):
-    """Gini index of item exposure in the top-K lists. Range [0, 1], lower is more even."""
+    Args:
+        item_categories: [I, C] bool.
+        smoothing: weight of the history mixed into the list distribution (default 0.01).
+    """
 
     higher_is_better = False
+    uses_targets = False
 
-    def compute(self) -> torch.Tensor:
-        return F.gini_index(self.counts)
+    def __init__(self, k: int, item_categories: torch.Tensor, smoothing: float = 0.01, **kwargs):
+        super().__init__(k, **kwargs)
+        self.smoothing = smoothing
+        self.register_buffer("item_categories", item_categories.bool(), persistent=False)
 
-
-class ShannonEntropy(ExposureMetric):
-    """Shannon entropy (bits) of item exposure in the top-K lists. Range [0, log2 I], higher is more even."""
-
-    higher_is_better = True
-
-    def compute(self) -> torch.Tensor:
-        return F.shannon_entropy(self.counts)
+    def per_user(self, lists: RankedLists) -> torch.Tensor:
+        if "history" not in lists.extras:
+            raise ValueError("Calibration needs each user's history: pass history= to RankingMetricSuite.update")
+        list_categories = self.item_categories[lists.items] & lists.valid.unsqueeze(2)  # [B, K, C]
+        per_item = list_categories.double() / list_categories.sum(dim=2, keepdim=True).clamp_min(1)
+        mass = per_item.sum(dim=1)  # [B, C]
+        recommended = mass / mass.sum(dim=1, keepdim=True).clamp_min(1e-300)
+        return calibration_functional.calibration_kl(lists.extras["history"], recommended, self.smoothing)

@@ -76,3 +76,17 @@ class EvaluatedUsers(MeanOverUsers):
 
     def compute(self) -> torch.Tensor:
         return self.count.double()
+
+
+class AUC(MeanOverUsers):
+    """Full-catalogue AUC: share of (held-out, other rankable item) pairs ordered correctly,
+    ties counting one half. Range [0, 1], 0.5 is random. Independent of K.
+
+    Reads the per-user values that ``RankingMetricSuite`` puts in ``lists.extras["auc"]``.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(1, **kwargs)
+
+    def per_user(self, lists: RankedLists) -> torch.Tensor:
+        return lists.extras["auc"]

@@ -66,6 +66,7 @@ class RankingModule(L.LightningModule):
                     item_categories=datamodule.item_categories,
                     item_popularity=datamodule.item_popularity,
                     num_users=self.num_users,
+                    item_interactions=datamodule.item_interaction_counts,
                 )
                 for stage_name in STAGES
             }
@@ -106,10 +107,12 @@ class RankingModule(L.LightningModule):
         # [B, I], copied into float32: masking writes in place, and a model may
         # return a view (an expanded row) or a tensor it keeps for later.
         scores = self.score(users).to(torch.float32, copy=True)
-        scores[batch["exclude_rows"], batch["exclude_items"]] = float("-inf")
+        history = torch.zeros_like(scores, dtype=torch.bool)
+        history[batch["exclude_rows"], batch["exclude_items"]] = True
+        scores.masked_fill_(history, float("-inf"))
         target = torch.zeros_like(scores, dtype=torch.bool)
         target[batch["target_rows"], batch["target_items"]] = True
-        self.metrics[stage].update(scores, target)
+        self.metrics[stage].update(scores, target, history=history)
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")

@@ -1,6 +1,6 @@
-"""Beyond-accuracy metrics: diversity inside a list, novelty, and exposure over the catalogue.
+"""Diversity inside each list: pairwise dissimilarity and category coverage.
 
-Legend: B users, K list length, C categories, D embedding dim, I items.
+Legend: B users, K list length, C categories, D embedding dim.
 """
 
 from __future__ import annotations
@@ -44,52 +44,10 @@ def intra_list_diversity(similarity: torch.Tensor, valid: torch.Tensor) -> torch
     return torch.where(count > 0, distance / count.clamp_min(1), torch.full_like(distance, float("nan")))
 
 
-def self_information(item_popularity: torch.Tensor, num_users: int) -> torch.Tensor:
-    """Return -log2 p(i) in bits per item, with p(i) the share of training users who interacted with i.
+def category_coverage(item_categories: torch.Tensor, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Return the share of all C categories that the valid items of each list cover.
 
-    Items no training user touched are counted as touched by one user, which
-    keeps their novelty finite at log2(num_users). Shapes: [I] -> [I].
+    Shapes: item_categories [I, C] bool, items [B, K], valid [B, K] -> [B].
     """
-    share = item_popularity.double().clamp_min(1) / max(num_users, 1)
-    return -torch.log2(share)
-
-
-def novelty(items: torch.Tensor, valid: torch.Tensor, item_self_information: torch.Tensor) -> torch.Tensor:
-    """Return the mean self-information (bits) of the valid items of each list, [B, K] -> [B]."""
-    values = item_self_information[items] * valid
-    count = valid.sum(dim=1).double()
-    return torch.where(count > 0, values.sum(dim=1) / count.clamp_min(1), torch.full_like(count, float("nan")))
-
-
-def exposure_counts(items: torch.Tensor, valid: torch.Tensor, num_items: int) -> torch.Tensor:
-    """Return how often each item appears in the valid part of the lists, [B, K] -> [I] int64."""
-    return torch.bincount(items[valid], minlength=num_items)
-
-
-def catalog_coverage(counts: torch.Tensor) -> torch.Tensor:
-    """Return the share of the catalogue recommended at least once."""
-    return (counts > 0).double().mean()
-
-
-def gini_index(counts: torch.Tensor) -> torch.Tensor:
-    """Return the Gini index of exposure: 0 when every item is shown equally, near 1 when one item takes all.
-
-    G = sum_i (2i - n - 1) x_(i) / (n sum x) over counts sorted ascending, i = 1..n.
-    NaN when nothing was recommended.
-    """
-    x = torch.sort(counts.double()).values
-    n = x.numel()
-    weights = 2 * torch.arange(1, n + 1, device=x.device, dtype=torch.float64) - n - 1
-    total = x.sum()
-    if total == 0:
-        return torch.tensor(float("nan"), dtype=torch.float64, device=x.device)
-    return (weights * x).sum() / (n * total)
-
-
-def shannon_entropy(counts: torch.Tensor) -> torch.Tensor:
-    """Return the Shannon entropy in bits of the exposure distribution; 0 log 0 counts as 0."""
-    total = counts.sum()
-    if total == 0:
-        return torch.tensor(float("nan"), dtype=torch.float64, device=counts.device)
-    p = counts.double() / total
-    return -(torch.where(p > 0, p * torch.log2(p), torch.zeros_like(p))).sum()
+    covered = (item_categories[items] & valid.unsqueeze(2)).any(dim=1)  # [B, C]
+    return covered.double().mean(dim=1)

@@ -5,7 +5,7 @@ Legend: B users in the batch, I items, K cut-off.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -58,6 +58,9 @@ class RankedLists:
     """[B] number of held-out items with relevance > 0."""
     num_rankable: torch.Tensor
     """[B] items that were not excluded, the longest possible list."""
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    """Per-user pieces that some metrics share, each with B rows: ``auc`` [B],
+    ``target_items`` [B, T] with ``target_valid`` [B, T], ``history`` [B, C]."""
 
     @property
     def k(self) -> int:
@@ -93,8 +96,10 @@ class RankedLists:
             ideal_gains=self.ideal_gains[:, :k],
             num_relevant=self.num_relevant,
             num_rankable=self.num_rankable,
+            extras=self.extras,
         )
 
     def select(self, rows: torch.Tensor) -> "RankedLists":
         """Return the lists of the rows where the bool mask ``rows`` [B] is True."""
-        return RankedLists(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+        tensors = {name: getattr(self, name)[rows] for name in self.__dataclass_fields__ if name != "extras"}
+        return RankedLists(**tensors, extras={name: value[rows] for name, value in self.extras.items()})

@@ -92,3 +92,28 @@ def average_precision(lists: RankedLists) -> torch.Tensor:
     precision_at_rank = relevant.cumsum(dim=1) / ranks
     denominator = lists.num_relevant.double().clamp(min=1, max=lists.k)
     return _undefined_where_empty((precision_at_rank * relevant).sum(dim=1) / denominator, lists)
+
+
+def auc(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Return the full-catalogue AUC of each user: the share of (held-out, other rankable item) pairs
+    in which the held-out item scores higher, ties counting one half.
+
+    Excluded items (score ``-inf``) take no part. NaN for a user without a
+    held-out item or without any other rankable item.
+    Shapes: scores [B, I], target [B, I] bool -> [B].
+    """
+    positive = target.bool()
+    rankable = scores > float("-inf")
+    negative = rankable & ~positive
+    excluded = (~rankable).sum(dim=1, keepdim=True)
+    sorted_all = torch.sort(scores, dim=1).values
+    sorted_positive = torch.sort(torch.where(positive, scores, torch.full_like(scores, float("inf"))), dim=1).values
+    below_all = torch.searchsorted(sorted_all, scores) - excluded  # rankable items scoring lower
+    at_most_all = torch.searchsorted(sorted_all, scores, right=True) - excluded
+    below_positive = torch.searchsorted(sorted_positive, scores)
+    at_most_positive = torch.searchsorted(sorted_positive, scores, right=True)
+    below_negative = (below_all - below_positive).double()
+    tied_negative = ((at_most_all - below_all) - (at_most_positive - below_positive)).double()
+    wins = ((below_negative + 0.5 * tied_negative) * positive).sum(dim=1)
+    pairs = positive.sum(dim=1).double() * negative.sum(dim=1).double()
+    return torch.where(pairs > 0, wins / pairs.clamp_min(1), torch.full_like(wins, float("nan")))

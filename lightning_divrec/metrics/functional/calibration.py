@@ -1,0 +1,35 @@
+"""Calibration of a list against the user's history (Steck, "Calibrated recommendations", RecSys 2018).
+
+Legend: B users, K list length, C categories, I items.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def category_distribution(weights: torch.Tensor, item_categories: torch.Tensor) -> torch.Tensor:
+    """Return p(c) of a set of items, each item spreading weight 1 evenly over its categories.
+
+    ``weights`` [B, I] (for example a history mask) or [B, K, C] per-position
+    categories already looked up. Rows without any category get all zeros.
+    """
+    categories = item_categories.double()
+    per_item = categories / categories.sum(dim=1, keepdim=True).clamp_min(1)  # [I, C]
+    mass = weights.double() @ per_item  # [B, C]
+    total = mass.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, mass / total.clamp_min(1e-300), torch.zeros_like(mass))
+
+
+def calibration_kl(history: torch.Tensor, recommended: torch.Tensor, smoothing: float = 0.01) -> torch.Tensor:
+    """Return KL(p || q~) in bits, q~ = (1 - smoothing) q + smoothing p.
+
+    ``history`` p and ``recommended`` q are [B, C] category distributions.
+    The smoothing keeps the divergence finite when the list misses a category
+    of the history. NaN for a user whose history has no category. 0 is
+    perfectly calibrated; lower is better.
+    """
+    mixed = (1 - smoothing) * recommended + smoothing * history
+    terms = torch.where(history > 0, history * torch.log2(history / mixed.clamp_min(1e-300)), torch.zeros_like(history))
+    divergence = terms.sum(dim=1)
+    return torch.where(history.sum(dim=1) > 0, divergence, torch.full_like(divergence, float("nan")))
