@@ -32,7 +32,9 @@ def _random_users(count: int):
     target[:, 0] |= ~target.any(dim=1)
     categories = torch.rand(NUM_ITEMS, 5, generator=generator) < 0.3
     popularity = torch.randint(0, 20, (NUM_ITEMS,), generator=generator)
-    return scores, target, categories, popularity
+    history = (torch.rand(count, NUM_ITEMS, generator=generator) < 0.2) & ~target
+    scores[history] = float("-inf")
+    return scores, target, categories, popularity, history
 
 
 def _hits_case():
@@ -46,12 +48,20 @@ def _hits_case():
 
 def _evaluate(rank: int, world_size: int):
     """Shard users the way the data module does and return both suites' results."""
-    scores, target, categories, popularity = _random_users(37)
-    suite = RankingMetricSuite([5, 10], NUM_ITEMS, item_categories=categories, item_popularity=popularity, num_users=20)
+    scores, target, categories, popularity, history = _random_users(37)
+    suite = RankingMetricSuite(
+        [5, 10],
+        NUM_ITEMS,
+        item_categories=categories,
+        item_embeddings=torch.randn(NUM_ITEMS, 4, generator=torch.Generator().manual_seed(5)),
+        item_popularity=popularity,
+        num_users=20,
+        item_interactions=popularity * 2 + 1,
+    )
     mine = list(ShardSampler(len(scores), rank, world_size))
     for start in range(0, len(mine), 4):
         rows = mine[start : start + 4]
-        suite.update(scores[rows], target[rows])
+        suite.update(scores[rows], target[rows], history=history[rows])
     hits_scores, hits_target = _hits_case()
     hits_suite = RankingMetricSuite([10], NUM_ITEMS)
     hits_rows = list(ShardSampler(5, rank, world_size))
