@@ -120,14 +120,9 @@ class RankingMetricSuite(nn.Module):
         ``history`` [B, I] bool marks each user's past items; calibration needs it.
         """
         lists = RankedLists.from_scores(scores, target, max(self.ks))
-        relevant = target > 0
         if self.compute_auc:
-            lists.extras["auc"] = auc(scores, relevant)
+            lists.extras["auc"] = auc(scores, lists.extras["target_items"], lists.extras["target_valid"])
         if self.item_categories is not None:
-            most = max(int(lists.num_relevant.max()), 1)
-            held_out = torch.topk(relevant.to(torch.int8), most, dim=1)  # [B, T] held-out items first
-            lists.extras["target_items"] = held_out.indices
-            lists.extras["target_valid"] = held_out.values > 0
             if history is not None:
                 lists.extras["history"] = category_distribution(history, self.item_categories)
         empty = lists.num_relevant == 0

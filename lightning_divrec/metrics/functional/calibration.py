@@ -8,15 +8,18 @@ from __future__ import annotations
 import torch
 
 
-def category_distribution(weights: torch.Tensor, item_categories: torch.Tensor) -> torch.Tensor:
-    """Return p(c) of a set of items, each item spreading weight 1 evenly over its categories.
+def category_distribution(history: torch.Tensor, item_categories: torch.Tensor) -> torch.Tensor:
+    """Return p(c) of each user's history, each item spreading weight 1 evenly over its categories.
 
-    ``weights`` [B, I] (for example a history mask) or [B, K, C] per-position
-    categories already looked up. Rows without any category get all zeros.
+    Shapes: history [B, I] bool, item_categories [I, C] bool -> [B, C]. Rows
+    without any categorised item get all zeros. Cost grows with the number of
+    history items, not with B * I * C.
     """
     categories = item_categories.double()
     per_item = categories / categories.sum(dim=1, keepdim=True).clamp_min(1)  # [I, C]
-    mass = weights.double() @ per_item  # [B, C]
+    rows, items = torch.nonzero(history, as_tuple=True)
+    mass = torch.zeros(history.shape[0], categories.shape[1], dtype=torch.float64, device=history.device)
+    mass.index_add_(0, rows, per_item[items])
     total = mass.sum(dim=1, keepdim=True)
     return torch.where(total > 0, mass / total.clamp_min(1e-300), torch.zeros_like(mass))
 

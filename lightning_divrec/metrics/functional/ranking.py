@@ -20,11 +20,15 @@ def topk_indices(scores: torch.Tensor, k: int) -> torch.Tensor:
     Shapes: scores [B, I] -> [B, min(k, I)].
     """
     k = min(k, scores.shape[1])
-    values, indices = torch.topk(scores, k, dim=1)
-    threshold = values[:, -1:]
-    # Rows where items outside the top-k tie with the k-th score need the
-    # exact rule; elsewhere only the order inside the top-k may need fixing.
-    ties_at_boundary = (scores == threshold).sum(dim=1) != (values == threshold).sum(dim=1)
+    # One extra candidate shows whether an item outside the top-k ties with the k-th score.
+    values, indices = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    if values.shape[1] > k:
+        ties_at_boundary = values[:, k] == values[:, k - 1]
+    else:
+        ties_at_boundary = torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
+    values, indices = values[:, :k], indices[:, :k]
+    # Rows with a tie at the boundary need the exact rule; elsewhere only the
+    # order inside the top-k may need fixing.
     if ties_at_boundary.any():
         rows = torch.nonzero(ties_at_boundary).flatten()
         order = torch.sort(scores[rows], dim=1, descending=True, stable=True).indices[:, :k]
@@ -73,18 +77,26 @@ class RankedLists:
             raise ValueError(f"scores {tuple(scores.shape)} and target {tuple(target.shape)} must have the same shape")
         if torch.isnan(scores).any():
             raise ValueError("scores contain NaN; check the model for a numerical overflow")
-        target = target.to(torch.float64) if target.dtype == torch.bool else target.double()
         items = topk_indices(scores, k)
-        valid = torch.isfinite(torch.gather(scores, 1, items)) | (torch.gather(scores, 1, items) > 0)
-        gains = torch.gather(target, 1, items) * valid
-        ideal_gains = torch.topk(target, items.shape[1], dim=1).values.clamp_min(0)
+        listed_scores = torch.gather(scores, 1, items)
+        valid = listed_scores > float("-inf")
+        gains = torch.gather(target, 1, items).double() * valid
+        target_items, target_valid = held_out_items(target)
+        num_relevant = target_valid.sum(dim=1)
+        if target.dtype == torch.bool:
+            # Binary relevance: the ideal list is min(K, held-out) ones, no sort needed.
+            ranks = torch.arange(items.shape[1], device=items.device)
+            ideal_gains = (ranks.unsqueeze(0) < num_relevant.unsqueeze(1)).double()
+        else:
+            ideal_gains = torch.topk(target.double(), items.shape[1], dim=1).values.clamp_min(0)
         return cls(
             items=items,
             valid=valid,
             gains=gains,
             ideal_gains=ideal_gains,
-            num_relevant=(target > 0).sum(dim=1),
-            num_rankable=(scores > float("-inf")).sum(dim=1),
+            num_relevant=num_relevant,
+            num_rankable=torch.count_nonzero(scores > float("-inf"), dim=1),
+            extras={"target_items": target_items, "target_valid": target_valid},
         )
 
     def truncate(self, k: int) -> "RankedLists":
@@ -103,3 +115,21 @@ class RankedLists:
         """Return the lists of the rows where the bool mask ``rows`` [B] is True."""
         tensors = {name: getattr(self, name)[rows] for name in self.__dataclass_fields__ if name != "extras"}
         return RankedLists(**tensors, extras={name: value[rows] for name, value in self.extras.items()})
+
+
+def held_out_items(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return each user's held-out items packed to the left, [B, I] -> items [B, T] and valid [B, T].
+
+    T is the largest held-out count in the batch (at least 1); padding slots
+    have item 0 and ``valid`` False. Items keep ascending index order.
+    """
+    rows, columns = torch.nonzero(target > 0, as_tuple=True)  # row-major, so columns ascend per row
+    counts = torch.bincount(rows, minlength=target.shape[0])
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    starts = torch.cumsum(counts, dim=0) - counts
+    slots = torch.arange(len(rows), device=target.device) - starts[rows]
+    items = torch.zeros(target.shape[0], width, dtype=torch.long, device=target.device)
+    valid = torch.zeros(target.shape[0], width, dtype=torch.bool, device=target.device)
+    items[rows, slots] = columns
+    valid[rows, slots] = True
+    return items, valid

@@ -94,26 +94,34 @@ def average_precision(lists: RankedLists) -> torch.Tensor:
     return _undefined_where_empty((precision_at_rank * relevant).sum(dim=1) / denominator, lists)
 
 
-def auc(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def auc(scores: torch.Tensor, target_items: torch.Tensor, target_valid: torch.Tensor) -> torch.Tensor:
     """Return the full-catalogue AUC of each user: the share of (held-out, other rankable item) pairs
     in which the held-out item scores higher, ties counting one half.
 
     Excluded items (score ``-inf``) take no part. NaN for a user without a
     held-out item or without any other rankable item.
-    Shapes: scores [B, I], target [B, I] bool -> [B].
+
+    For a held-out score s, sum_j sign(s - s_j) over all I items equals
+    (#below - #above), so (that sum + I) / 2 = #below + #tied / 2: one
+    elementwise pass and one float reduction per held-out slot, no sort.
+    Costs O(B * T * I), T being the most held-out items of a user.
+    Shapes: scores [B, I], target_items and target_valid [B, T] -> [B].
     """
-    positive = target.bool()
-    rankable = scores > float("-inf")
-    negative = rankable & ~positive
-    excluded = (~rankable).sum(dim=1, keepdim=True)
-    sorted_all = torch.sort(scores, dim=1).values
-    sorted_positive = torch.sort(torch.where(positive, scores, torch.full_like(scores, float("inf"))), dim=1).values
-    below_all = torch.searchsorted(sorted_all, scores) - excluded  # rankable items scoring lower
-    at_most_all = torch.searchsorted(sorted_all, scores, right=True) - excluded
-    below_positive = torch.searchsorted(sorted_positive, scores)
-    at_most_positive = torch.searchsorted(sorted_positive, scores, right=True)
-    below_negative = (below_all - below_positive).double()
-    tied_negative = ((at_most_all - below_all) - (at_most_positive - below_positive)).double()
-    wins = ((below_negative + 0.5 * tied_negative) * positive).sum(dim=1)
-    pairs = positive.sum(dim=1).double() * negative.sum(dim=1).double()
+    num_items = scores.shape[1]
+    positive_scores = torch.gather(scores, 1, target_items)  # [B, T]
+    excluded = torch.count_nonzero(scores == float("-inf"), dim=1).double()  # [B]
+    half_wins = torch.empty_like(positive_scores, dtype=torch.float64)
+    for slot in range(target_items.shape[1]):
+        signs = torch.sign(positive_scores[:, slot : slot + 1] - scores)  # [B, I]; +1 below, 0 tied
+        half_wins[:, slot] = (signs.sum(dim=1, dtype=torch.float64) + num_items) / 2
+    # Every -inf item counted as a full win; none of them takes part.
+    half_wins -= excluded.unsqueeze(1)
+    # Held-out items (the slot itself included) are not negatives: remove their share too.
+    pair_valid = target_valid.unsqueeze(1) & target_valid.unsqueeze(2)  # [B, T, T]
+    against_positives = (torch.sign(positive_scores.unsqueeze(2) - positive_scores.unsqueeze(1)) + 1) / 2
+    half_wins -= (against_positives.double() * pair_valid).sum(dim=2)
+    wins = (half_wins * target_valid).sum(dim=1)
+    num_positive = target_valid.sum(dim=1).double()
+    num_negative = num_items - excluded - num_positive
+    pairs = num_positive * num_negative
     return torch.where(pairs > 0, wins / pairs.clamp_min(1), torch.full_like(wins, float("nan")))
