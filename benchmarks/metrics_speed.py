@@ -2,9 +2,9 @@
 
     python benchmarks/metrics_speed.py --users 100000 --items 50000 --k 20
 
-Scores come from random 32-dimensional user and item vectors; every user has
-``--history`` excluded items and ``--targets`` held-out items, items have
-power-law popularity and 1-3 of 20 categories. Three ways to evaluate are
+Scores come from random 32-dimensional user and item vectors. Every user has
+``--history`` excluded items and ``--targets`` held-out items. Items have
+power-law popularity and 1 to 3 of 20 categories. Three ways to evaluate are
 timed on the same scores:
 
 * ``suite``: ``RankingMetricSuite`` on batches of ``--batch-size`` users;

@@ -80,7 +80,7 @@ class ModelConfig:
     """Initialise every SAGEConv weight at the identity (an untrained layer
     then adds the neighbour aggregate to the node's own embedding)."""
 
-    lr: float = 0.001
+    lr: float = 0.005
     """Adam learning rate."""
 
     weight_decay: float = 0.0

@@ -114,7 +114,7 @@ def auc(scores: torch.Tensor, target_items: torch.Tensor, target_valid: torch.Te
     for slot in range(target_items.shape[1]):
         signs = torch.sign(positive_scores[:, slot : slot + 1] - scores)  # [B, I]; +1 below, 0 tied
         half_wins[:, slot] = (signs.sum(dim=1, dtype=torch.float64) + num_items) / 2
-    # Every -inf item counted as a full win; none of them takes part.
+    # The sign sum counted every -inf item as a win, but excluded items take no part.
     half_wins -= excluded.unsqueeze(1)
     # Held-out items (the slot itself included) are not negatives: remove their share too.
     pair_valid = target_valid.unsqueeze(1) & target_valid.unsqueeze(2)  # [B, T, T]
