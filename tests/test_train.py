@@ -16,6 +16,8 @@ from lightning_divrec.config import ConfigError, load_evaluate_config, load_trai
 from lightning_divrec.evaluate import evaluate
 from lightning_divrec.train import train
 
+from .conftest import write_tiny_ml100k
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -149,9 +151,13 @@ def test_cli_help_lists_groups():
 
 
 @pytest.mark.distributed
-def test_ddp_sim_matches_single_process(tiny_ml100k, tmp_path):
-    """Two gloo processes through the real command line: same test metrics as one process."""
-    common = [f"data.path={tiny_ml100k}", f"output_dir={tmp_path / 'runs'}", "model.embedding_dim=8",
+def test_ddp_sim_matches_single_process(tmp_path):
+    """Two gloo processes through the real command line: same test metrics as one process.
+
+    13 users, an odd number, so the two processes evaluate different counts.
+    """
+    data = write_tiny_ml100k(tmp_path / "odd", num_users=13)
+    common = [f"data.path={data}", f"output_dir={tmp_path / 'runs'}", "model.embedding_dim=8",
               "data.batch_size=16", "data.eval_batch_size=2", "trainer.max_epochs=2",
               "trainer.enable_progress_bar=false"]
     ddp = _run_cli("train.py", *common, "trainer=ddp_sim", "run_name=ddp")
@@ -159,7 +165,7 @@ def test_ddp_sim_matches_single_process(tiny_ml100k, tmp_path):
     run_dir = tmp_path / "runs" / "ddp"
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     trained = json.loads((run_dir / "metrics.json").read_text())
-    assert trained["test"]["test/users"] == 12
+    assert trained["test"]["test/users"] == 13
 
     single = _run_cli("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}")
     assert single.returncode == 0, single.stderr[-3000:]

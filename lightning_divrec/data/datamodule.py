@@ -129,9 +129,11 @@ class RecDataModule(L.LightningDataModule):
     """Loads, splits and serves one recommendation dataset to every model.
 
     After ``setup`` it exposes ``num_users``, ``num_items``, ``train_edges``
-    ([2, E] user -> item), ``item_popularity`` ([I] training users per item),
-    ``item_categories`` ([I, C] bool) and the ``Interactions`` with their
-    original ids.
+    ([2, E] user -> item), ``train_history`` (each user's training items, a
+    ``CSR``), ``item_popularity`` ([I] training users per item),
+    ``item_interaction_counts`` ([I] training interactions per item),
+    ``item_categories`` ([I, C] bool), ``interactions`` with the original ids,
+    and ``stages``: the users, targets and exclusions of ``val`` and ``test``.
 
     Args:
         config: the ``data`` group (``lightning_divrec.config.DataConfig``).
@@ -174,6 +176,7 @@ class RecDataModule(L.LightningDataModule):
         train_user = torch.from_numpy(data.user[split.train])
         train_item = torch.from_numpy(data.item[split.train])
         self.train_edges = torch.stack([train_user, train_item])
+        self.train_history = CSR(data.user[split.train], data.item[split.train], self.num_users)
         self.item_categories = torch.from_numpy(data.item_categories)
         self.item_popularity = torch.bincount(torch.unique(self.train_edges, dim=1)[1], minlength=self.num_items)
         self.item_interaction_counts = torch.bincount(train_item, minlength=self.num_items)

@@ -108,21 +108,24 @@ def locate_ml100k(path: str | None, download: bool, cache_dir: str) -> LocatedFi
     )
 
 
-def download_ml100k(cache_dir: Path) -> Path:
+def download_ml100k(
+    cache_dir: Path, url: str = ML100K_URL, md5: str = ML100K_MD5, size: int = ML100K_BYTES
+) -> Path:
     """Download, verify and unpack the GroupLens archive into ``cache_dir/ml-100k``.
 
     The archive is unpacked into a temporary folder and moved into place only
-    after its checksum matched, so an interrupted download leaves nothing behind.
+    after its size and MD5 matched, so a failed or interrupted download leaves
+    nothing behind.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s", ML100K_URL)
-    with urllib.request.urlopen(ML100K_URL, timeout=60) as response:
-        payload = response.read(ML100K_BYTES + 1)
+    log.info("downloading %s", url)
+    with urllib.request.urlopen(url, timeout=60) as response:
+        payload = response.read(size + 1)
     digest = hashlib.md5(payload).hexdigest()
-    if len(payload) != ML100K_BYTES or digest != ML100K_MD5:
+    if len(payload) != size or digest != md5:
         raise OSError(
-            f"download of {ML100K_URL} failed verification: {len(payload)} bytes with MD5 {digest}, "
-            f"expected {ML100K_BYTES} bytes with MD5 {ML100K_MD5}"
+            f"download of {url} failed verification: {len(payload)} bytes with MD5 {digest}, "
+            f"expected {size} bytes with MD5 {md5}; try again, or pass data.path=<folder with u.data and u.item>"
         )
     with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
         archive = Path(scratch) / "ml-100k.zip"
