@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import platform
-from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_divrec.config import TrainConfig, validate_config
@@ -63,6 +63,9 @@ def train(cfg: DictConfig | dict) -> dict:
         loggers = build_loggers(cfg, run_dir)
         for logger in loggers:
             logger.log_hyperparams(container)
+            if creates_run_dir and isinstance(logger, WandbLogger):
+                # Kept so that a resumed or requeued run can continue the same W&B run.
+                write_text_atomic(run_dir / "wandb_run_id", logger.experiment.id + "\n")
         trainer, checkpoint = build_trainer(cfg, run_dir, loggers)
 
         if model.trainable:
@@ -100,12 +103,12 @@ def train(cfg: DictConfig | dict) -> dict:
 
 
 def _close_loggers(loggers: list) -> None:
-    for logger in loggers:
-        if hasattr(logger, "experiment") and logger.__class__.__name__ == "WandbLogger":
-            import wandb
+    """Finish the W&B run, so that the next ``train`` call in this process opens a new one."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
 
-            if wandb.run is not None:
-                wandb.finish()
+        if wandb.run is not None:
+            wandb.finish()
 
 
 def _versions() -> dict[str, str]:

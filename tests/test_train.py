@@ -124,7 +124,10 @@ def test_cli_train_then_evaluate(tiny_ml100k, tmp_path):
     assert "test metrics:" in run.stdout
     assert "test/ndcg@10" in run.stdout
     run_dir = tmp_path / "runs" / "cli"
-    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    assert offline_runs[0].name.endswith(run_id)
     saved = json.loads((run_dir / "metrics.json").read_text())
 
     evaluation = _run_cli("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}")
