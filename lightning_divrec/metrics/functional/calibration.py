@@ -17,9 +17,13 @@ def category_distribution(history: torch.Tensor, item_categories: torch.Tensor) 
     """
     categories = item_categories.double()
     per_item = categories / categories.sum(dim=1, keepdim=True).clamp_min(1)  # [I, C]
-    rows, items = torch.nonzero(history, as_tuple=True)
-    mass = torch.zeros(history.shape[0], categories.shape[1], dtype=torch.float64, device=history.device)
-    mass.index_add_(0, rows, per_item[items])
+    rows, items = torch.nonzero(history, as_tuple=True)  # rows ascend, so each user is one segment
+    # Segment sums by differences of a running sum: much faster on CPU than
+    # index_add_ with repeated row indices.
+    running = torch.cat([per_item.new_zeros(1, per_item.shape[1]), per_item[items].cumsum(dim=0)])  # [N + 1, C]
+    ends = torch.cumsum(torch.bincount(rows, minlength=history.shape[0]), dim=0)
+    starts = torch.cat([ends.new_zeros(1), ends[:-1]])
+    mass = running[ends] - running[starts]  # [B, C]
     total = mass.sum(dim=1, keepdim=True)
     return torch.where(total > 0, mass / total.clamp_min(1e-300), torch.zeros_like(mass))
 
