@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Callable, Sequence
 
 from omegaconf import OmegaConf
@@ -38,7 +39,16 @@ class _RankZeroFilter(logging.Filter):
     """Drop log records on every process but global rank 0."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+        return _is_rank_zero()
+
+
+def silence_library_noise() -> None:
+    """Hide warnings of installed libraries that a user of the command line cannot act on."""
+    # Lightning 2.6 warns about its own use of a deprecated torch pytree API.
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
+    # wandb prints its own status lines and, with Lightning's WandbLogger, a
+    # warning about the deprecated "anonymous" setting; the run folder says where the run went.
+    os.environ.setdefault("WANDB_SILENT", "true")
 
 
 def configure_logging() -> None:
@@ -65,6 +75,7 @@ def _run(argv: Sequence[str] | None, usage: str, body: Callable[[list[str]], int
         print(usage.format(config_dir=default_config_dir(), groups=_groups_help()))
         return 0
     configure_logging()
+    silence_library_noise()
     try:
         return body(args)
     except USER_ERRORS as error:
@@ -84,8 +95,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             print(OmegaConf.to_yaml(cfg))
             return 0
         metrics = train(cfg)
-        _print_table("test", metrics["test"])
-        print(f"run folder: {metrics['run_dir']}")
+        if _is_rank_zero():
+            _print_table("test", metrics["test"])
+            print(f"run folder: {metrics['run_dir']}")
         return 0
 
     return _run(argv, TRAIN_USAGE, body)
@@ -98,15 +110,20 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         from lightning_divrec.evaluate import evaluate
 
         metrics = evaluate(load_evaluate_config(args))
-        _print_table("test", metrics)
+        if _is_rank_zero():
+            _print_table("test", metrics)
         return 0
 
     return _run(argv, EVALUATE_USAGE, body)
 
 
+def _is_rank_zero() -> bool:
+    """Return True unless a DDP or Slurm launcher marked this process as another rank."""
+    rank = os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))
+    return rank == "0" and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def _print_table(stage: str, metrics: dict[str, float]) -> None:
-    if os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("RANK", "0") != "0":
-        return
     print(f"{stage} metrics:")
     for name, value in metrics.items():
         print(f"  {name:<22} {value:.6f}")

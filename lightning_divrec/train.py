@@ -74,7 +74,7 @@ def train(cfg: DictConfig | dict) -> dict:
         else:
             trainer.validate(model, datamodule=datamodule, verbose=False)
             best = str(run_dir / "checkpoints" / "best.ckpt")
-            trainer.save_checkpoint(best)
+            trainer.save_checkpoint(best, weights_only=False)
         trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
         trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
 

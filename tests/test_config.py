@@ -69,3 +69,13 @@ def test_evaluate_config_rejects_unknown_key():
 def test_missing_config_dir_named(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="train.yaml"):
         load_train_config([], config_dir=tmp_path)
+
+
+def test_group_and_key_errors_together():
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["model=sasrec", "trainer.max_epoch=3", "data.batch_size=big"])
+    message = str(caught.value)
+    assert len(caught.value.problems) == 3
+    assert "model=sasrec" in message
+    assert "'trainer.max_epoch'" in message
+    assert "'data.batch_size' must be an integer" in message

@@ -82,6 +82,29 @@ def test_bad_data_row_leaves_no_run_folder(tiny_overrides, tiny_ml100k, tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+def test_no_evaluable_user_rejected(tmp_path):
+    # Every user has 2 interactions: no split can hold out validation and test items.
+    folder = tmp_path / "two-each"
+    write_tiny_ml100k(folder)
+    rows = (folder / "u.data").read_text().splitlines()
+    kept, seen = [], {}
+    for row in rows:
+        user = row.split("\t")[0]
+        if seen.get(user, 0) < 2:
+            kept.append(row)
+            seen[user] = seen.get(user, 0) + 1
+    (folder / "u.data").write_text("\n".join(kept) + "\n")
+    overrides = [f"data.path={folder}", f"output_dir={tmp_path / 'runs'}", "logger=csv", "run_name=none"]
+    with pytest.raises(ValueError, match="leaves no validation interaction"):
+        train(load_train_config(overrides))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_data_folder_named(tiny_overrides, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        train(load_train_config(tiny_overrides + [f"data.path={tmp_path / 'absent'}"]))
+
+
 def test_existing_run_folder_rejected(tiny_overrides, tmp_path):
     (tmp_path / "runs" / "taken").mkdir(parents=True)
     (tmp_path / "runs" / "taken" / "notes.txt").write_text("keep me")

@@ -93,11 +93,14 @@ def _compose(root_name: str, schema: type, overrides: Sequence[str], config_dir)
         layers.append(OmegaConf.from_dotlist(dotted))
     except Exception as error:  # OmegaConf raises several grammar error types.
         problems.append(f"could not parse overrides {dotted}: {error}")
-    if problems:
-        raise ConfigError(problems, f"overrides of {root_file}")
 
-    merged = OmegaConf.merge(*layers)
-    return validate_config(merged, schema, f"configuration composed from {root_file} and overrides")
+    # Keys and types are checked even when a group choice was wrong, so that
+    # one run of the command reports every problem.
+    merged = OmegaConf.to_container(OmegaConf.merge(*layers), resolve=True)
+    problems.extend(find_problems(merged, schema))
+    if problems:
+        raise ConfigError(problems, f"configuration composed from {root_file} and overrides")
+    return validate_config(merged, schema)
 
 
 def _read_yaml(path: Path) -> dict:

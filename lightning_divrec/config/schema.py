@@ -109,7 +109,7 @@ class TrainerConfig:
     """Numeric precision of training."""
 
     max_epochs: int = 100
-    """Upper bound on training epochs."""
+    """Upper bound on training epochs; -1 trains until early stopping ends the run."""
 
     check_val_every_n_epoch: int = 1
     """Validate after this many epochs."""

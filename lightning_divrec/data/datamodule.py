@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from lightning_divrec.data.interactions import Interactions, build_interactions
 from lightning_divrec.data.sampling import NegativeSampler
+from lightning_divrec.data.sources.common import DataFormatError
 from lightning_divrec.data.sources.ml100k import locate_ml100k
 from lightning_divrec.data.splits import Split, leave_one_out, random_ratio_split
 
@@ -161,6 +162,13 @@ class RecDataModule(L.LightningDataModule):
             split = leave_one_out(data)
         else:
             split = random_ratio_split(data, seed=self.config.split_seed)
+        for part, size in (("validation", len(split.valid)), ("test", len(split.test))):
+            if size == 0:
+                raise DataFormatError(
+                    f"{files.ratings}: data.split={self.config.split} leaves no {part} interaction, so there "
+                    "is nothing to evaluate. Both splits give a user validation and test items only from "
+                    "3 interactions on; use a larger dataset or lower data.rating_threshold"
+                )
         self.interactions, self.split = data, split
         self.source_description = f"{files.format} files {files.ratings}"
         self._build_tensors()

@@ -80,6 +80,8 @@ def locate_ml100k(path: str | None, download: bool, cache_dir: str) -> LocatedFi
     tried = []
     if path is not None:
         folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data.path={path}: no such folder; pass the folder that holds u.data and u.item")
         found = files_in(folder)
         if found is not None:
             return found
