@@ -70,7 +70,7 @@ class ModelConfig:
     """Final node representation: the last layer, or the mean of the input
     embeddings and every layer output."""
 
-    dropout: float = 0.0
+    dropout: float = 0.2
     """Dropout on node representations between layers."""
 
     activation: Literal["relu", "none"] = "relu"
@@ -80,7 +80,7 @@ class ModelConfig:
     """Initialise every SAGEConv weight at the identity (an untrained layer
     then adds the neighbour aggregate to the node's own embedding)."""
 
-    lr: float = 0.005
+    lr: float = 0.002
     """Adam learning rate."""
 
     weight_decay: float = 0.0
