@@ -53,7 +53,7 @@ def make_batch(args, user_vectors, item_vectors, start, stop):
     generator = torch.Generator().manual_seed(1000 + start)
     batch = stop - start
     scores = user_vectors[start:stop] @ item_vectors.T
-    picks = torch.rand(batch, args.items, generator=generator).argsort(dim=1)[:, : args.history + args.targets]
+    picks = torch.rand(batch, args.items, generator=generator).topk(args.history + args.targets, dim=1).indices
     history = torch.zeros(batch, args.items, dtype=torch.bool)
     history.scatter_(1, picks[:, : args.history], True)
     target = torch.zeros(batch, args.items, dtype=torch.bool)

@@ -121,7 +121,9 @@ class RankingMetricSuite(nn.Module):
         """
         lists = RankedLists.from_scores(scores, target, max(self.ks))
         if self.compute_auc:
-            lists.extras["auc"] = auc(scores, lists.extras["target_items"], lists.extras["target_valid"])
+            lists.extras["auc"] = auc(
+                scores, lists.extras["target_items"], lists.extras["target_valid"], lists.num_rankable
+            )
         if self.item_categories is not None:
             if history is not None:
                 lists.extras["history"] = category_distribution(history, self.item_categories)

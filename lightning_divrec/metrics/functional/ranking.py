@@ -95,7 +95,7 @@ class RankedLists:
             gains=gains,
             ideal_gains=ideal_gains,
             num_relevant=num_relevant,
-            num_rankable=torch.count_nonzero(scores > float("-inf"), dim=1),
+            num_rankable=(scores > float("-inf")).sum(dim=1, dtype=torch.int32).long(),
             extras={"target_items": target_items, "target_valid": target_valid},
         )
 

@@ -94,7 +94,12 @@ def average_precision(lists: RankedLists) -> torch.Tensor:
     return _undefined_where_empty((precision_at_rank * relevant).sum(dim=1) / denominator, lists)
 
 
-def auc(scores: torch.Tensor, target_items: torch.Tensor, target_valid: torch.Tensor) -> torch.Tensor:
+def auc(
+    scores: torch.Tensor,
+    target_items: torch.Tensor,
+    target_valid: torch.Tensor,
+    num_rankable: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Return the full-catalogue AUC of each user: the share of (held-out, other rankable item) pairs
     in which the held-out item scores higher, ties counting one half.
 
@@ -105,15 +110,20 @@ def auc(scores: torch.Tensor, target_items: torch.Tensor, target_valid: torch.Te
     (#below - #above), so (that sum + I) / 2 = #below + #tied / 2: one
     elementwise pass and one float reduction per held-out slot, no sort.
     Costs O(B * T * I), T being the most held-out items of a user.
-    Shapes: scores [B, I], target_items and target_valid [B, T] -> [B].
+    Shapes: scores [B, I], target_items and target_valid [B, T], optional
+    num_rankable [B] (items not excluded, when already counted) -> [B].
     """
     num_items = scores.shape[1]
     positive_scores = torch.gather(scores, 1, target_items)  # [B, T]
-    excluded = torch.count_nonzero(scores == float("-inf"), dim=1).double()  # [B]
+    if num_rankable is None:
+        num_rankable = (scores > float("-inf")).sum(dim=1, dtype=torch.int32)
+    excluded = num_items - num_rankable.double()  # [B]
+    # A float32 sum of values in {-1, 0, 1} is exact while |sum| < 2^24.
+    sum_dtype = torch.float32 if num_items < 2**24 else torch.float64
     half_wins = torch.empty_like(positive_scores, dtype=torch.float64)
     for slot in range(target_items.shape[1]):
-        signs = torch.sign(positive_scores[:, slot : slot + 1] - scores)  # [B, I]; +1 below, 0 tied
-        half_wins[:, slot] = (signs.sum(dim=1, dtype=torch.float64) + num_items) / 2
+        signs = (positive_scores[:, slot : slot + 1] - scores).to(sum_dtype).sign_()  # [B, I]; +1 below, 0 tied
+        half_wins[:, slot] = (signs.sum(dim=1).double() + num_items) / 2
     # The sign sum counted every -inf item as a win, but excluded items take no part.
     half_wins -= excluded.unsqueeze(1)
     # Held-out items (the slot itself included) are not negatives: remove their share too.
