@@ -11,6 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_divrec.config import DataConfig, EvaluateConfig, validate_config
 from lightning_divrec.data import RecDataModule
 from lightning_divrec.models import MODELS
+from lightning_divrec.rerank.report import log_to_wandb, write_report
+from lightning_divrec.rerank.sweep import run_sweep
 from lightning_divrec.training.run_dir import write_json_atomic
 from lightning_divrec.training.trainer import build_eval_trainer
 
@@ -61,7 +63,35 @@ def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
     results = model.results["test"]
 
     output_file = Path(cfg.output_file) if cfg.output_file else ckpt_path.parent.parent / "evaluation.json"
-    if trainer.is_global_zero:
-        write_json_atomic(output_file, {"test": results, "checkpoint": str(ckpt_path), "config": OmegaConf.to_container(cfg)})
-        log.info("wrote %s", output_file)
+    if not trainer.is_global_zero:
+        return results
+    record = {"test": results, "checkpoint": str(ckpt_path), "config": OmegaConf.to_container(cfg)}
+    if cfg.rerank.methods:
+        record["tradeoff"] = _sweep(model, datamodule, cfg, output_file.parent / "tradeoff")
+    write_json_atomic(output_file, record)
+    log.info("wrote %s", output_file)
     return results
+
+
+def _sweep(model, datamodule, cfg: DictConfig, folder: Path) -> dict:
+    """Run the re-ranking sweep on every test user and write its report; return the summary."""
+    unknown = [method for method in cfg.rerank.methods if method not in ("mmr", "dpp", "calibration")]
+    if unknown:
+        raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from mmr, dpp, calibration")
+    bad_values = [value for value in cfg.rerank.grid if not 0 < value <= 1]
+    if bad_values:
+        raise ValueError(f"rerank.grid values must lie in (0, 1], got {bad_values}")
+    rows = run_sweep(
+        model,
+        datamodule.all_users_dataloader("test"),
+        datamodule,
+        list(cfg.rerank.methods),
+        list(cfg.rerank.grid),
+        num_candidates=cfg.rerank.candidates,
+        k=cfg.rerank.k,
+    )
+    summary = write_report(rows, folder, cfg.rerank.k)
+    if cfg.rerank.wandb:
+        summary["wandb_run_id"] = log_to_wandb(rows, folder, "lightning_divrec")
+    log.info("trade-off report in %s", folder)
+    return {"folder": str(folder), "knee": summary["knee"], "baseline": summary["baseline"]}

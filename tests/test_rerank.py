@@ -183,3 +183,34 @@ def test_rerank_rejects_bad_knob():
         rerank("mmr", candidates, 2, 1.5)
     with pytest.raises(ValueError, match="unknown re-ranker"):
         rerank("xquad", candidates, 2, 0.5)
+
+
+# ----- sweep report -------------------------------------------------------------------------------
+
+from lightning_divrec.rerank.sweep import knee_point, lists_as_scores, pareto_front, sweep_points  # noqa: E402
+
+
+def test_pareto_front_and_knee():
+    rows = [
+        {"method": "none", "ndcg": 1.0, "ild": 0.0},
+        {"method": "a", "ndcg": 0.95, "ild": 0.8},  # the knee: little relevance lost, much diversity won
+        {"method": "a", "ndcg": 0.5, "ild": 0.9},
+        {"method": "b", "ndcg": 0.4, "ild": 0.5},  # dominated by the row above
+        {"method": "b", "ndcg": 0.0, "ild": 1.0},
+    ]
+    front = pareto_front(rows, "ndcg", "ild")
+    assert front == [0, 1, 2, 4]
+    assert knee_point(rows, front, "ndcg", "ild") == 1
+
+
+def test_sweep_points_share_zero():
+    points = sweep_points(["mmr", "dpp"], [0.0, 0.5, 1.0])
+    assert [(point.method, point.trade_off) for point in points] == [
+        ("none", 0.0), ("mmr", 0.5), ("mmr", 1.0), ("dpp", 0.5), ("dpp", 1.0),
+    ]
+
+
+def test_lists_as_scores_rank_lists_first():
+    scores = lists_as_scores(torch.tensor([[3, 0, -1]]), 5)
+    assert scores[0, 3] > scores[0, 0]
+    assert torch.isinf(scores[0, [1, 2, 4]]).all()

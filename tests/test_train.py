@@ -55,6 +55,27 @@ def test_evaluate_reproduces_test_metrics(tiny_overrides, tmp_path):
     assert (tmp_path / "runs" / "repro" / "evaluation.json").is_file()
 
 
+def test_evaluate_writes_tradeoff_report(tiny_overrides, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=sweep"]))
+    evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}", "rerank.grid=[0.5,1.0]"]))
+    folder = tmp_path / "runs" / "sweep" / "tradeoff"
+    for name in ("tradeoff.csv", "tradeoff.json", "tradeoff.png", "tradeoff.md"):
+        assert (folder / name).is_file(), name
+    report = json.loads((folder / "tradeoff.json").read_text())
+    assert len(report["points"]) == 1 + 3 * 2
+    baseline = report["baseline"]
+    # The sweep's "none" point ranks the same lists as the test pass.
+    for name in ("ndcg@10", "recall@10", "ild@10", "coverage@10", "novelty@10"):
+        assert baseline[name] == pytest.approx(metrics["test"][f"test/{name}"], abs=1e-9), name
+    assert report["knee"] in report["front"]
+
+
+def test_evaluate_rejects_bad_grid(tiny_overrides):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=badgrid"]))
+    with pytest.raises(ValueError, match=r"rerank.grid values must lie in \(0, 1\]"):
+        evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}", "rerank.grid=[0.5,2.0]"]))
+
+
 def test_popularity_baseline_ranks_by_count(tiny_overrides, tmp_path):
     metrics = train(load_train_config(tiny_overrides + ["model=popularity", "run_name=pop"]))
     assert (tmp_path / "runs" / "pop" / "checkpoints" / "best.ckpt").is_file()

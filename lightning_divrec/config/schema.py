@@ -190,6 +190,24 @@ class TrainConfig:
 
 
 @dataclass
+class RerankConfig:
+    methods: list[str] = field(default_factory=lambda: ["mmr", "dpp", "calibration"])
+    """Re-rankers to sweep: any of ``mmr``, ``dpp``, ``calibration``; an empty list skips the sweep."""
+
+    grid: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    """Values of the trade-off knob in (0, 1]; 0, the model's own order, is always included."""
+
+    candidates: int = 200
+    """Top-M items of each user that a re-ranker chooses from."""
+
+    k: int = 10
+    """Length of the re-ranked lists and cut-off of the sweep's metrics."""
+
+    wandb: bool = False
+    """Also log the sweep table and plot to an offline W&B run in the output folder."""
+
+
+@dataclass
 class EvaluateConfig:
     ckpt_path: Optional[str] = None
     """Checkpoint written by ``train``; required."""
@@ -210,3 +228,6 @@ class EvaluateConfig:
     output_file: Optional[str] = None
     """Path of the metrics JSON; null writes ``evaluation.json`` in the
     checkpoint's run folder."""
+
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    """Trade-off sweep written next to the metrics JSON, in ``tradeoff/``."""

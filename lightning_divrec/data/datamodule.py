@@ -257,6 +257,11 @@ class RecDataModule(L.LightningDataModule):
             num_workers=self.config.num_workers,
         )
 
+    def all_users_dataloader(self, stage: str) -> DataLoader:
+        """Return every user of ``stage`` in one process, for work done on rank zero alone."""
+        dataset = EvalUsers(self.stages[stage])
+        return DataLoader(dataset, batch_size=self.config.eval_batch_size, collate_fn=_keep_batch)
+
     def val_dataloader(self) -> DataLoader:
         return self._eval_dataloader("val")
 
