@@ -1,4 +1,4 @@
-"""``evaluate(cfg)``: recompute the test metrics of a saved checkpoint."""
+"""``evaluate(cfg)``: recompute the test metrics of a saved checkpoint and sweep the re-rankers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
     metrics would describe other data, so a mismatch raises ``ValueError``.
     """
     cfg = validate_config(cfg, EvaluateConfig)
+    _check_rerank_config(cfg)
     if cfg.ckpt_path is None:
         raise ValueError("ckpt_path is required: evaluate.py ckpt_path=runs/<run>/checkpoints/best.ckpt")
     ckpt_path = Path(cfg.ckpt_path).expanduser()
@@ -73,14 +74,21 @@ def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
     return results
 
 
-def _sweep(model, datamodule, cfg: DictConfig, folder: Path) -> dict:
-    """Run the re-ranking sweep on every test user and write its report; return the summary."""
+def _check_rerank_config(cfg: DictConfig) -> None:
     unknown = [method for method in cfg.rerank.methods if method not in ("mmr", "dpp", "calibration")]
     if unknown:
         raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from mmr, dpp, calibration")
     bad_values = [value for value in cfg.rerank.grid if not 0 < value <= 1]
     if bad_values:
         raise ValueError(f"rerank.grid values must lie in (0, 1], got {bad_values}")
+    if cfg.rerank.k < 1 or cfg.rerank.candidates < cfg.rerank.k:
+        raise ValueError(
+            f"rerank.candidates ({cfg.rerank.candidates}) must be at least rerank.k ({cfg.rerank.k}), which must be at least 1"
+        )
+
+
+def _sweep(model, datamodule, cfg: DictConfig, folder: Path) -> dict:
+    """Run the re-ranking sweep on every test user and write its report; return the summary."""
     rows = run_sweep(
         model,
         datamodule.all_users_dataloader("test"),
