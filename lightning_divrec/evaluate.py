@@ -97,8 +97,10 @@ def _sweep(model, datamodule, cfg: DictConfig, folder: Path) -> dict:
         list(cfg.rerank.grid),
         num_candidates=cfg.rerank.candidates,
         k=cfg.rerank.k,
+        similarity=cfg.rerank.similarity,
     )
-    summary = write_report(rows, folder, cfg.rerank.k)
+    diversity = "ild_cosine" if cfg.rerank.similarity == "embeddings" else "ild"
+    summary = write_report(rows, folder, cfg.rerank.k, diversity)
     if cfg.rerank.wandb:
         summary["wandb_run_id"] = log_to_wandb(rows, folder, "lightning_divrec")
     log.info("trade-off report in %s", folder)

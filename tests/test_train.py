@@ -70,6 +70,21 @@ def test_evaluate_writes_tradeoff_report(tiny_overrides, tmp_path):
     assert report["knee"] in report["front"]
 
 
+def test_tradeoff_by_embeddings_to_wandb(tiny_overrides, tmp_path):
+    metrics = train(load_train_config(tiny_overrides + ["run_name=embed"]))
+    output = tmp_path / "embed-eval" / "evaluation.json"
+    evaluate(load_evaluate_config([
+        f"ckpt_path={metrics['best_checkpoint']}", f"output_file={output}", "rerank.similarity=embeddings",
+        "rerank.methods=[mmr,dpp]", "rerank.grid=[1.0]", "rerank.wandb=true",
+    ]))
+    report = json.loads((output.parent / "tradeoff" / "tradeoff.json").read_text())
+    assert report["diversity_key"] == "ild_cosine@10"
+    assert all("ild_cosine@10" in point for point in report["points"])
+    offline_runs = list((output.parent / "tradeoff" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert json.loads(output.read_text())["tradeoff"]["knee"]["method"] in ("none", "mmr", "dpp")
+
+
 def test_evaluate_rejects_bad_grid(tiny_overrides):
     metrics = train(load_train_config(tiny_overrides + ["run_name=badgrid"]))
     with pytest.raises(ValueError, match=r"rerank.grid values must lie in \(0, 1\]"):

@@ -203,6 +203,10 @@ class RerankConfig:
     k: int = 10
     """Length of the re-ranked lists and cut-off of the sweep's metrics."""
 
+    similarity: Literal["categories", "embeddings"] = "categories"
+    """Item similarity of MMR and DPP: Jaccard of genres, or cosine of the
+    model's item embeddings. The Pareto front uses the matching ILD."""
+
     wandb: bool = False
     """Also log the sweep table and plot to an offline W&B run in the output folder."""
 

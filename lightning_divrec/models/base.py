@@ -88,6 +88,10 @@ class RankingModule(L.LightningModule):
     def finish_scoring(self) -> None:
         """Free what ``prepare_scoring`` cached."""
 
+    def item_embeddings(self) -> torch.Tensor | None:
+        """Return [I, D] item vectors for embedding-based diversity, or None for a model without them."""
+        return None
+
     # ----- evaluation loop ---------------------------------------------------------------------
 
     def on_validation_epoch_start(self) -> None:

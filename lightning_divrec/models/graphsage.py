@@ -73,6 +73,11 @@ class GraphSAGEModule(RankingModule):
     def finish_scoring(self) -> None:
         self._cached = None
 
+    def item_embeddings(self) -> torch.Tensor:
+        if self._cached is None:
+            self.prepare_scoring()
+        return self._cached[1]
+
     def score(self, users: torch.Tensor) -> torch.Tensor:
         if self._cached is None:
             self.prepare_scoring()

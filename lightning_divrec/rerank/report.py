@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 PLOT_DIVERSITY_KEYS = ("ild", "coverage", "novelty")
 
 
-def write_report(rows: Sequence[dict], folder: Path, k: int) -> dict:
+def write_report(rows: Sequence[dict], folder: Path, k: int, diversity: str = "ild") -> dict:
     """Write ``tradeoff.csv``, ``tradeoff.json``, ``tradeoff.png`` and ``tradeoff.md`` into ``folder``.
 
-    Returns the summary: the Pareto front on NDCG@k against ILD@k and its knee.
+    Returns the summary: the Pareto front on NDCG@k against ``diversity``@k
+    (``ild`` or ``ild_cosine``) and its knee.
     """
-    relevance_key, diversity_key = f"ndcg@{k}", f"ild@{k}"
+    relevance_key, diversity_key = f"ndcg@{k}", f"{diversity}@{k}"
     front = pareto_front(rows, relevance_key, diversity_key)
     knee = knee_point(rows, front, relevance_key, diversity_key)
     baseline = next(row for row in rows if row["method"] == "none")
@@ -42,7 +43,7 @@ def write_report(rows: Sequence[dict], folder: Path, k: int) -> dict:
     write_text_atomic(folder / "tradeoff.csv", buffer.getvalue())
     write_json_atomic(folder / "tradeoff.json", {"points": list(rows)} | summary)
     write_text_atomic(folder / "tradeoff.md", summary_text(summary))
-    plot_front(rows, front, k, folder / "tradeoff.png")
+    plot_front(rows, front, k, folder / "tradeoff.png", diversity)
     return summary
 
 
@@ -74,8 +75,8 @@ def summary_text(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_front(rows: Sequence[dict], front: Sequence[int], k: int, path: Path) -> None:
-    """Plot NDCG@k against ILD@k, coverage@k and novelty@k, one line per method, the front marked."""
+def plot_front(rows: Sequence[dict], front: Sequence[int], k: int, path: Path, diversity: str = "ild") -> None:
+    """Plot NDCG@k against the front's diversity metric, coverage@k and novelty@k, one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,12 +85,12 @@ def plot_front(rows: Sequence[dict], front: Sequence[int], k: int, path: Path) -
     figure, axes = plt.subplots(1, len(PLOT_DIVERSITY_KEYS), figsize=(15, 4.5))
     methods = sorted({row["method"] for row in rows if row["method"] != "none"})
     baseline = next(row for row in rows if row["method"] == "none")
-    for axis, name in zip(axes, PLOT_DIVERSITY_KEYS):
+    for axis, name in zip(axes, (diversity,) + PLOT_DIVERSITY_KEYS[1:]):
         key = f"{name}@{k}"
         for method in methods:
             points = [baseline] + sorted((row for row in rows if row["method"] == method), key=lambda row: row["trade_off"])
             axis.plot([row[key] for row in points], [row[f"ndcg@{k}"] for row in points], marker="o", label=method)
-        if name == "ild":
+        if name == diversity:
             axis.scatter([rows[i][key] for i in front], [rows[i][f"ndcg@{k}"] for i in front],
                          s=120, facecolors="none", edgecolors="black", label="Pareto front")
         axis.scatter([baseline[key]], [baseline[f"ndcg@{k}"]], marker="*", s=200, color="black", label="no re-ranking")
