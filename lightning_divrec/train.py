@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from lightning_divrec.config import TrainConfig, validate_config
+from lightning_divrec.config import ConfigError, TrainConfig, validate_config
 from lightning_divrec.data import RecDataModule
 from lightning_divrec.models import MODELS
 from lightning_divrec.training.run_dir import (
@@ -41,6 +41,7 @@ def train(cfg: DictConfig | dict) -> dict:
         with metric keys such as ``test/ndcg@10``, in float64 precision.
     """
     cfg = validate_config(cfg, TrainConfig)
+    _check_eval_options(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = RecDataModule(cfg.data, seed=cfg.seed)
@@ -79,7 +80,7 @@ def train(cfg: DictConfig | dict) -> dict:
         trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False, weights_only=True)
 
         metrics = {
-            "val": model.results["val"],
+            "val": model.results["val"] | model.results.get("val_rerank", {}),
             "test": model.results["test"],
             "run_dir": str(run_dir),
             "best_checkpoint": str(best),
@@ -100,6 +101,20 @@ def train(cfg: DictConfig | dict) -> dict:
         _close_loggers(loggers)
         if creates_run_dir:
             os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _check_eval_options(cfg: DictConfig) -> None:
+    problems = []
+    if not 0 <= cfg.eval.rerank_trade_off <= 1:
+        problems.append(f"eval.rerank_trade_off={cfg.eval.rerank_trade_off} must lie in [0, 1]")
+    if cfg.eval.objective_weight is not None and not 0 <= cfg.eval.objective_weight <= 1:
+        problems.append(f"eval.objective_weight={cfg.eval.objective_weight} must lie in [0, 1]")
+    if cfg.eval.rerank_candidates < max(cfg.eval.ks):
+        problems.append(f"eval.rerank_candidates={cfg.eval.rerank_candidates} must be at least max(eval.ks)={max(cfg.eval.ks)}")
+    if cfg.eval.monitor == "val/objective" and cfg.eval.objective_weight is None:
+        problems.append("eval.monitor=val/objective needs eval.objective_weight")
+    if problems:
+        raise ConfigError(problems)
 
 
 def _close_loggers(loggers: list) -> None:

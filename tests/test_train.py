@@ -98,6 +98,26 @@ def test_popularity_baseline_ranks_by_count(tiny_overrides, tmp_path):
     assert results["test/ndcg@10"] == pytest.approx(metrics["test"]["test/ndcg@10"], abs=1e-6)
 
 
+def test_validation_rerank_objective(tiny_overrides, tmp_path):
+    overrides = tiny_overrides + [
+        "run_name=objective", "eval.rerank_method=mmr", "eval.rerank_trade_off=0.7",
+        "eval.objective_weight=0.4", "eval.monitor=val/objective",
+    ]
+    metrics = train(load_train_config(overrides))
+    val = metrics["val"]
+    expected = 0.6 * val["val_rerank/ndcg@10"] + 0.4 * val["val_rerank/ild@10"]
+    assert val["val/objective"] == pytest.approx(expected, abs=1e-9)
+    assert val["val_rerank/users"] == val["val/users"]
+    logged = (tmp_path / "runs" / "objective" / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "val/objective" in logged
+    assert "val_rerank/ild@10" in logged
+
+
+def test_objective_monitor_needs_weight(tiny_overrides):
+    with pytest.raises(ConfigError, match="eval.monitor=val/objective needs eval.objective_weight"):
+        train(load_train_config(tiny_overrides + ["eval.monitor=val/objective"]))
+
+
 def test_bf16_mixed_trains(tiny_overrides):
     metrics = train(load_train_config(tiny_overrides + ["trainer.precision=bf16-mixed", "run_name=bf16"]))
     assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0

@@ -170,6 +170,21 @@ class EvalConfig:
     monitor: str = "val/ndcg@10"
     """Validation metric that selects the best checkpoint (higher is better)."""
 
+    rerank_method: Literal["none", "mmr", "dpp", "calibration"] = "none"
+    """Also re-rank each validation user's candidates with this method and
+    log the metrics of the re-ranked lists as ``val_rerank/<metric>@k``."""
+
+    rerank_trade_off: float = 0.5
+    """Trade-off knob of the validation re-ranker, in [0, 1]."""
+
+    rerank_candidates: int = 200
+    """Top-M items that the validation re-ranker chooses from."""
+
+    objective_weight: Optional[float] = None
+    """When set to w in [0, 1], log ``val/objective`` = (1 - w) NDCG@K + w ILD@K
+    at the first K of ``ks``, of the re-ranked lists when a re-ranker is set;
+    choose checkpoints by it with ``eval.monitor=val/objective``."""
+
 
 @dataclass
 class TrainConfig:

@@ -17,6 +17,9 @@ import lightning as L
 import torch
 
 from lightning_divrec.metrics import RankingMetricSuite
+from lightning_divrec.metrics.functional.calibration import category_distribution
+from lightning_divrec.rerank.rerank import Candidates, rerank
+from lightning_divrec.rerank.sweep import lists_as_scores
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +70,18 @@ class RankingModule(L.LightningModule):
                     item_popularity=datamodule.item_popularity,
                     num_users=self.num_users,
                     item_interactions=datamodule.item_interaction_counts,
+                    # Re-ranked lists are scored as lists, so no full-catalogue AUC.
+                    compute_auc=stage_name != "val_rerank",
                 )
-                for stage_name in STAGES
+                for stage_name in STAGES + (("val_rerank",) if self._eval_option("rerank_method", "none") != "none" else ())
             }
         )
         self.attach_data(datamodule)
+
+    def _eval_option(self, name: str, default):
+        """Return ``eval.<name>`` of the run configuration (checkpoints of older runs may lack it)."""
+        run_config = self.hparams.get("run_config") or {}
+        return run_config.get("eval", {}).get(name, default)
 
     def attach_data(self, datamodule) -> None:
         """Take what the model needs from the data module (graph, counts); override as needed."""
@@ -117,9 +127,32 @@ class RankingModule(L.LightningModule):
         target = torch.zeros_like(scores, dtype=torch.bool)
         target[batch["target_rows"], batch["target_items"]] = True
         self.metrics[stage].update(scores, target, history=history)
+        if stage == "val" and "val_rerank" in self.metrics:
+            self._update_reranked(scores, target, history)
+
+    def _update_reranked(self, scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor) -> None:
+        suite = self.metrics["val_rerank"]
+        candidates = Candidates.from_scores(
+            scores,
+            self._eval_option("rerank_candidates", 200),
+            item_categories=suite.item_categories,
+            history_distribution=category_distribution(history, suite.item_categories),
+        )
+        lists = rerank(self._eval_option("rerank_method", "none"), candidates, max(self.ks), self._eval_option("rerank_trade_off", 0.5))
+        suite.update(lists_as_scores(lists, self.num_items), target, history=history)
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")
+        if "val_rerank" in self.metrics:
+            self._log_stage("val_rerank")
+        weight = self._eval_option("objective_weight", None)
+        if weight is not None:
+            source = "val_rerank" if "val_rerank" in self.metrics else "val"
+            k = self.ks[0]
+            values = self.results[source]
+            objective = (1 - weight) * values[f"{source}/ndcg@{k}"] + weight * values[f"{source}/ild@{k}"]
+            self.results["val"]["val/objective"] = objective
+            self.log("val/objective", torch.tensor(objective, dtype=torch.float32), sync_dist=False)
         self.finish_scoring()
 
     def on_test_epoch_end(self) -> None:
