@@ -118,6 +118,14 @@ def test_objective_monitor_needs_weight(tiny_overrides):
         train(load_train_config(tiny_overrides + ["eval.monitor=val/objective"]))
 
 
+def test_same_seed_repeats_bit_for_bit(tiny_overrides):
+    first = train(load_train_config(tiny_overrides + ["run_name=seed-a"]))["test"]
+    second = train(load_train_config(tiny_overrides + ["run_name=seed-b"]))["test"]
+    other = train(load_train_config(tiny_overrides + ["run_name=seed-c", "seed=7"]))["test"]
+    assert first == second
+    assert first != other
+
+
 def test_bf16_mixed_trains(tiny_overrides):
     metrics = train(load_train_config(tiny_overrides + ["trainer.precision=bf16-mixed", "run_name=bf16"]))
     assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0
