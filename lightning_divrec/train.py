@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -52,25 +53,37 @@ def train(cfg: DictConfig | dict) -> dict:
         datamodule.num_users, datamodule.num_items, container["model"], container["eval"]["ks"], run_config=container
     )
 
-    run_dir, creates_run_dir = resolve_run_dir(
-        cfg.output_dir, cfg.run_name, f"{cfg.model.name}-{cfg.data.name}-{timestamp()}"
-    )
+    resume_from, wandb_id = None, None
+    if cfg.resume is not None:
+        run_dir, resume_from, wandb_id = _resume_target(cfg)
+        creates_run_dir = False
+        if RUN_DIR_ENV not in os.environ:
+            os.environ[RUN_DIR_ENV] = str(run_dir)
+            launching_resume = True
+        else:
+            launching_resume = False
+    else:
+        launching_resume = False
+        run_dir, creates_run_dir = resolve_run_dir(
+            cfg.output_dir, cfg.run_name, f"{cfg.model.name}-{cfg.data.name}-{timestamp()}"
+        )
     loggers = []
     try:
         if creates_run_dir:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
             os.environ[RUN_DIR_ENV] = str(run_dir)
-        loggers = build_loggers(cfg, run_dir)
+        csv_version = f"resumed-{timestamp()}" if resume_from else ""
+        loggers = build_loggers(cfg, run_dir, resume_wandb_id=wandb_id, csv_version=csv_version)
         for logger in loggers:
             logger.log_hyperparams(container)
-            if creates_run_dir and isinstance(logger, WandbLogger):
+            if (creates_run_dir or launching_resume) and isinstance(logger, WandbLogger):
                 # Kept so that a resumed or requeued run can continue the same W&B run.
                 write_text_atomic(run_dir / "wandb_run_id", logger.experiment.id + "\n")
         trainer, checkpoint = build_trainer(cfg, run_dir, loggers)
 
         if model.trainable:
-            trainer.fit(model, datamodule=datamodule)
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
             best = checkpoint.best_model_path or checkpoint.last_model_path
         else:
             trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -99,8 +112,23 @@ def train(cfg: DictConfig | dict) -> dict:
         raise
     finally:
         _close_loggers(loggers)
-        if creates_run_dir:
+        if creates_run_dir or launching_resume:
             os.environ.pop(RUN_DIR_ENV, None)
+
+
+def _resume_target(cfg: DictConfig) -> tuple[Path, str, str | None]:
+    """Return the run folder, checkpoint and W&B run id that ``resume`` names; raise naming what is missing."""
+    if cfg.run_name is None:
+        raise ValueError("resume needs run_name=<the run folder to continue>")
+    run_dir = Path(cfg.output_dir).expanduser() / cfg.run_name
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"resume: run folder {run_dir} not found; check output_dir and run_name")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume).expanduser()
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"resume={cfg.resume}: checkpoint {checkpoint} not found")
+    id_file = run_dir / "wandb_run_id"
+    wandb_id = id_file.read_text().strip() if id_file.is_file() else None
+    return run_dir, str(checkpoint), wandb_id
 
 
 def _check_eval_options(cfg: DictConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -124,6 +125,33 @@ def test_same_seed_repeats_bit_for_bit(tiny_overrides):
     other = train(load_train_config(tiny_overrides + ["run_name=seed-c", "seed=7"]))["test"]
     assert first == second
     assert first != other
+
+
+def test_resume_continues_run_and_wandb(tiny_ml100k, tmp_path):
+    common = [
+        f"data.path={tiny_ml100k}", f"output_dir={tmp_path / 'runs'}", "run_name=resumed", "model.embedding_dim=8",
+        "data.batch_size=32", "trainer.enable_progress_bar=false", "trainer.early_stopping_patience=null",
+    ]
+    first = train(load_train_config(common + ["trainer.max_epochs=2"]))
+    run_dir = tmp_path / "runs" / "resumed"
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    second = train(load_train_config(common + ["trainer.max_epochs=4", "resume=last"]))
+    assert first["epochs_trained"] == 2
+    assert second["epochs_trained"] == 4
+    assert (run_dir / "wandb_run_id").read_text().strip() == run_id
+    offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
+    assert offline_runs and all(path.name.endswith(run_id) for path in offline_runs)
+    resumed_csv = list((run_dir / "csv").glob("resumed-*/metrics.csv"))
+    assert len(resumed_csv) == 1
+    with resumed_csv[0].open() as handle:
+        epochs = {int(row["epoch"]) for row in csv.DictReader(handle) if row.get("epoch")}
+    # Epochs 2 and 3 were trained after the resume; the final validation and test log at epoch 4.
+    assert epochs == {2, 3, 4}
+
+
+def test_resume_needs_existing_run(tiny_overrides):
+    with pytest.raises(FileNotFoundError, match="run folder .* not found"):
+        train(load_train_config(tiny_overrides + ["resume=last", "run_name=never-ran"]))
 
 
 def test_bf16_mixed_trains(tiny_overrides):

@@ -197,6 +197,11 @@ class TrainConfig:
     run_name: Optional[str] = None
     """Run folder name; null uses ``<model>-<data>-<timestamp>``."""
 
+    resume: Optional[str] = None
+    """``last`` continues the run ``run_name`` from its ``checkpoints/last.ckpt``
+    (model, optimizer, epoch) and its W&B run; a path continues from that
+    checkpoint instead. The run folder must exist."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)

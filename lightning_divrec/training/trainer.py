@@ -18,11 +18,16 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*sync_dist=True.*when logging on epoch level.*")
 
 
-def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
-    """Return the CSV and W&B loggers that ``cfg.logger`` enables; Lightning writes only on rank zero."""
+def build_loggers(cfg: DictConfig, run_dir: Path, resume_wandb_id: str | None = None, csv_version: str = "") -> list[Logger]:
+    """Return the CSV and W&B loggers that ``cfg.logger`` enables; Lightning writes only on rank zero.
+
+    ``resume_wandb_id`` continues that W&B run instead of starting a new one;
+    ``csv_version`` names a sub-folder of ``csv/`` so that a resumed run does
+    not overwrite the first part's ``metrics.csv``.
+    """
     loggers: list[Logger] = []
     if cfg.logger.csv:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=csv_version))
     wandb_config = cfg.logger.wandb
     if wandb_config.enabled:
         loggers.append(
@@ -34,6 +39,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
                 offline=wandb_config.mode == "offline",
                 tags=list(wandb_config.tags),
                 log_model=False,
+                **({"id": resume_wandb_id, "resume": "allow"} if resume_wandb_id else {}),
             )
         )
     return loggers
