@@ -42,7 +42,7 @@ def train(cfg: DictConfig | dict) -> dict:
         with metric keys such as ``test/ndcg@10``, in float64 precision.
     """
     cfg = validate_config(cfg, TrainConfig)
-    _check_eval_options(cfg)
+    _check_run_options(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = RecDataModule(cfg.data, seed=cfg.seed)
@@ -131,7 +131,7 @@ def _resume_target(cfg: DictConfig) -> tuple[Path, str, str | None]:
     return run_dir, str(checkpoint), wandb_id
 
 
-def _check_eval_options(cfg: DictConfig) -> None:
+def _check_run_options(cfg: DictConfig) -> None:
     problems = []
     if not 0 <= cfg.eval.rerank_trade_off <= 1:
         problems.append(f"eval.rerank_trade_off={cfg.eval.rerank_trade_off} must lie in [0, 1]")
@@ -139,6 +139,10 @@ def _check_eval_options(cfg: DictConfig) -> None:
         problems.append(f"eval.objective_weight={cfg.eval.objective_weight} must lie in [0, 1]")
     if cfg.eval.rerank_candidates < max(cfg.eval.ks):
         problems.append(f"eval.rerank_candidates={cfg.eval.rerank_candidates} must be at least max(eval.ks)={max(cfg.eval.ks)}")
+    if "spawn" in cfg.trainer.strategy:
+        # Spawned workers return only logged float32 metrics to the parent,
+        # not the float64 results that metrics.json is written from.
+        problems.append(f"trainer.strategy={cfg.trainer.strategy} is not supported; use trainer.strategy=ddp")
     if cfg.eval.monitor == "val/objective" and cfg.eval.objective_weight is None:
         problems.append("eval.monitor=val/objective needs eval.objective_weight")
     if problems:

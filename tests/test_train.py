@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -154,9 +155,19 @@ def test_resume_needs_existing_run(tiny_overrides):
         train(load_train_config(tiny_overrides + ["resume=last", "run_name=never-ran"]))
 
 
-def test_bf16_mixed_trains(tiny_overrides):
-    metrics = train(load_train_config(tiny_overrides + ["trainer.precision=bf16-mixed", "run_name=bf16"]))
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_mixed_precision_trains(tiny_overrides, tmp_path, precision):
+    metrics = train(load_train_config(tiny_overrides + [f"trainer.precision={precision}", "run_name=mixed"]))
     assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0
+    with (tmp_path / "runs" / "mixed" / "csv" / "metrics.csv").open() as handle:
+        losses = [float(row["train/loss_epoch"]) for row in csv.DictReader(handle) if row.get("train/loss_epoch")]
+    assert len(losses) == 2
+    assert all(math.isfinite(loss) for loss in losses)
+
+
+def test_ddp_spawn_rejected(tiny_overrides):
+    with pytest.raises(ConfigError, match="trainer.strategy=ddp_spawn"):
+        train(load_train_config(tiny_overrides + ["trainer.strategy=ddp_spawn"]))
 
 
 def test_missing_data_leaves_no_run_folder(tiny_overrides, tmp_path):

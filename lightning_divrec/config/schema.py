@@ -103,7 +103,7 @@ class TrainerConfig:
     """Nodes in the job."""
 
     strategy: str = "auto"
-    """Lightning strategy: ``auto``, ``ddp``, ``ddp_spawn``."""
+    """Lightning strategy: ``auto`` or ``ddp`` (spawn-based strategies are rejected)."""
 
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     """Numeric precision of training."""
