@@ -155,6 +155,9 @@ def test_resume_needs_existing_run(tiny_overrides):
         train(load_train_config(tiny_overrides + ["resume=last", "run_name=never-ran"]))
 
 
+# NOTE: Lightning 2.6 replaces 16-mixed by bf16-mixed on CPU (fp16 AMP needs a
+# GPU), so here 16-mixed only checks that the option is accepted; the fp16 loss
+# itself is covered in test_losses.py.
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_mixed_precision_trains(tiny_overrides, tmp_path, precision):
     metrics = train(load_train_config(tiny_overrides + [f"trainer.precision={precision}", "run_name=mixed"]))
