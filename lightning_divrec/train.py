@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_divrec.config import ConfigError, TrainConfig, validate_config
 from lightning_divrec.data import RecDataModule
+from lightning_divrec.data.datamodule import per_device_batch_size
 from lightning_divrec.models import MODELS
 from lightning_divrec.training.run_dir import (
     RUN_DIR_ENV,
@@ -139,6 +140,18 @@ def _check_run_options(cfg: DictConfig) -> None:
         problems.append(f"eval.objective_weight={cfg.eval.objective_weight} must lie in [0, 1]")
     if cfg.eval.rerank_candidates < max(cfg.eval.ks):
         problems.append(f"eval.rerank_candidates={cfg.eval.rerank_candidates} must be at least max(eval.ks)={max(cfg.eval.ks)}")
+    world_size = cfg.trainer.devices * cfg.trainer.num_nodes
+    try:
+        per_device_batch_size(cfg.data.batch_size, world_size, cfg.trainer.accumulate_grad_batches)
+    except ValueError as error:
+        problems.append(str(error))
+    slurm_tasks = os.environ.get("SLURM_NTASKS")
+    if slurm_tasks and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive") and int(slurm_tasks) != world_size:
+        # Lightning would wait for processes that Slurm never starts.
+        problems.append(
+            f"Slurm started {slurm_tasks} task(s) but trainer.devices x trainer.num_nodes = {world_size}; "
+            "make --ntasks-per-node equal trainer.devices and --nodes equal trainer.num_nodes"
+        )
     if "spawn" in cfg.trainer.strategy:
         # Spawned workers return only logged float32 metrics to the parent,
         # not the float64 results that metrics.json is written from.

@@ -47,3 +47,15 @@ def test_nearly_saturated_user_terminates():
     sampler = NegativeSampler(users, items, num_items=1000, max_rounds=3)
     draws = sampler.sample(torch.zeros(50, dtype=torch.long), generator=torch.Generator().manual_seed(0))
     assert torch.all(draws == 0)
+
+
+def test_per_device_batch_rule():
+    from lightning_divrec.data.datamodule import per_device_batch_size
+
+    assert per_device_batch_size(2048, 1, 1) == 2048
+    assert per_device_batch_size(2048, 2, 1) == 1024
+    assert per_device_batch_size(2048, 4, 2) == 256
+    with pytest.raises(ValueError, match="multiple of processes"):
+        per_device_batch_size(2048, 3, 1)
+    with pytest.raises(ValueError, match="multiple of processes"):
+        per_device_batch_size(2, 4, 1)

@@ -141,7 +141,8 @@ def test_resume_continues_run_and_wandb(tiny_ml100k, tmp_path):
     assert second["epochs_trained"] == 4
     assert (run_dir / "wandb_run_id").read_text().strip() == run_id
     offline_runs = list((run_dir / "wandb").glob("offline-run-*"))
-    assert offline_runs and all(path.name.endswith(run_id) for path in offline_runs)
+    # wandb appends "-1" to the folder name when both parts start in the same second.
+    assert offline_runs and all(f"-{run_id}" in path.name for path in offline_runs)
     resumed_csv = list((run_dir / "csv").glob("resumed-*/metrics.csv"))
     assert len(resumed_csv) == 1
     with resumed_csv[0].open() as handle:
@@ -166,6 +167,22 @@ def test_mixed_precision_trains(tiny_overrides, tmp_path, precision):
         losses = [float(row["train/loss_epoch"]) for row in csv.DictReader(handle) if row.get("train/loss_epoch")]
     assert len(losses) == 2
     assert all(math.isfinite(loss) for loss in losses)
+
+
+def test_global_batch_must_divide(tiny_overrides, tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        train(load_train_config(tiny_overrides + ["trainer.devices=3", "data.batch_size=100", "run_name=divide"]))
+    assert "data.batch_size=100 is the global batch" in str(caught.value)
+    assert "data.batch_size=99" in str(caught.value)
+    assert not (tmp_path / "runs" / "divide").exists()
+
+
+def test_slurm_task_mismatch_rejected(tiny_overrides, monkeypatch):
+    # The variables a Slurm step with 4 tasks sets; the training asks for 1 process.
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_NAME", "divrec")
+    with pytest.raises(ConfigError, match="Slurm started 4 task"):
+        train(load_train_config(tiny_overrides))
 
 
 def test_ddp_spawn_rejected(tiny_overrides):
@@ -294,6 +311,7 @@ def test_ddp_sim_matches_single_process(tmp_path):
               "trainer.enable_progress_bar=false"]
     ddp = _run_cli("train.py", *common, "trainer=ddp_sim", "run_name=ddp")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "global batch 16 = 2 process(es) x 1 accumulation step(s) x 8 per process" in ddp.stderr
     run_dir = tmp_path / "runs" / "ddp"
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     trained = json.loads((run_dir / "metrics.json").read_text())

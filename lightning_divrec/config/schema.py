@@ -39,7 +39,10 @@ class DataConfig:
     """Seed of the shuffle used by ``random_811``."""
 
     batch_size: int = 2048
-    """Training triples (user, positive, negative) per batch and device."""
+    """Global batch: training triples (user, positive, negative) per optimizer
+    step, summed over every process and accumulation step. Each process loads
+    batch_size / (processes * trainer.accumulate_grad_batches), which must be
+    a whole number, so the optimisation does not change with the number of GPUs."""
 
     eval_batch_size: int = 256
     """Users scored against the full catalogue per evaluation batch."""
@@ -117,6 +120,9 @@ class TrainerConfig:
     early_stopping_patience: Optional[int] = 10
     """Stop after this many validations without a better monitored metric;
     null disables early stopping."""
+
+    accumulate_grad_batches: int = 1
+    """Micro-batches per optimizer step on each process (see ``data.batch_size``)."""
 
     gradient_clip_val: Optional[float] = None
     """Clip the gradient norm to this value; null disables clipping."""

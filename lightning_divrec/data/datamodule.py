@@ -121,6 +121,18 @@ class ShardSampler(Sampler[int]):
         return len(range(self.rank, self.size, self.world_size))
 
 
+def per_device_batch_size(global_batch: int, world_size: int, accumulate: int) -> int:
+    """Return global_batch / (world_size * accumulate); raise when it is not a whole positive number."""
+    share = world_size * accumulate
+    if global_batch % share or global_batch < share:
+        raise ValueError(
+            f"data.batch_size={global_batch} is the global batch and must be a multiple of processes "
+            f"({world_size}) x trainer.accumulate_grad_batches ({accumulate}) = {share}; "
+            f"use for example data.batch_size={max(1, round(global_batch / share)) * share}"
+        )
+    return global_batch // share
+
+
 def _keep_batch(batch: Any) -> Any:
     """Collate for datasets whose ``__getitems__`` already returns a batch."""
     return batch
@@ -231,15 +243,26 @@ class RecDataModule(L.LightningDataModule):
             return 0, 1
         return trainer.global_rank, trainer.world_size
 
+    def per_device_batch_size(self, world_size: int, accumulate: int = 1) -> int:
+        """Return the batch each process loads so that the global batch is ``data.batch_size``."""
+        return per_device_batch_size(self.config.batch_size, world_size, accumulate)
+
     def train_dataloader(self) -> DataLoader:
         rank, world_size = self._distributed()
+        accumulate = getattr(getattr(self, "trainer", None), "accumulate_grad_batches", 1)
+        batch_size = self.per_device_batch_size(world_size, accumulate)
+        if rank == 0:
+            log.info(
+                "global batch %d = %d process(es) x %d accumulation step(s) x %d per process",
+                self.config.batch_size, world_size, accumulate, batch_size,
+            )
         if world_size > 1:
             sampler = DistributedSampler(self.train_dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
         else:
             sampler = RandomSampler(self.train_dataset)
         return DataLoader(
             self.train_dataset,
-            batch_size=self.config.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             collate_fn=_keep_batch,
             num_workers=self.config.num_workers,

@@ -71,6 +71,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tupl
         max_epochs=trainer_cfg.max_epochs,
         check_val_every_n_epoch=trainer_cfg.check_val_every_n_epoch,
         gradient_clip_val=trainer_cfg.gradient_clip_val,
+        accumulate_grad_batches=trainer_cfg.accumulate_grad_batches,
         deterministic=trainer_cfg.deterministic,
         log_every_n_steps=trainer_cfg.log_every_n_steps,
         enable_progress_bar=trainer_cfg.enable_progress_bar,
