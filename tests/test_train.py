@@ -322,3 +322,18 @@ def test_ddp_sim_matches_single_process(tmp_path):
     evaluated = json.loads((run_dir / "evaluation.json").read_text())["test"]
     for name, value in trained["test"].items():
         assert evaluated[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_failed_checkpoint_write_keeps_last(tiny_overrides, tmp_path):
+    from lightning_divrec.training.checkpoint_io import AtomicCheckpointIO
+
+    metrics = train(load_train_config(tiny_overrides + ["run_name=atomic"]))
+    last = tmp_path / "runs" / "atomic" / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    # A lambda cannot be pickled, so torch.save fails part-way through the write.
+    with pytest.raises(Exception):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}, "broken": lambda: None}, last)
+    assert last.read_bytes() == before
+    assert sorted(path.name for path in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= 1
+    assert metrics["epochs_trained"] == 2

@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from lightning_divrec.training.checkpoint_io import AtomicCheckpointIO
+
 log = logging.getLogger(__name__)
 
 # Evaluation metrics are summed across processes by torchmetrics before they are
@@ -83,6 +85,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tupl
         # that DistributedSampler adds, and builds its own training sampler.
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
     return trainer, checkpoint
 
