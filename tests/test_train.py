@@ -337,3 +337,22 @@ def test_failed_checkpoint_write_keeps_last(tiny_overrides, tmp_path):
     assert sorted(path.name for path in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]
     assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= 1
     assert metrics["epochs_trained"] == 2
+
+
+@pytest.mark.parametrize("rule, expected", [("none", 0.002), ("linear", 0.002 * 512 / 2048), ("sqrt", 0.002 * 0.5)])
+def test_learning_rate_scaling_rule(rule, expected):
+    from omegaconf import OmegaConf
+
+    from lightning_divrec.models import GraphSAGEModule
+
+    cfg = load_train_config(["data.batch_size=512", f"model.lr_scaling={rule}"])
+    container = OmegaConf.to_container(cfg)
+    model = GraphSAGEModule(3, 4, container["model"], [10], run_config=container)
+    assert model.learning_rate() == pytest.approx(expected)
+    assert model.configure_optimizers().param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_multinode_preset_composes():
+    cfg = load_train_config(["trainer=multinode", "trainer.devices=8", "trainer.num_nodes=3"])
+    assert cfg.trainer.strategy == "ddp"
+    assert cfg.trainer.devices * cfg.trainer.num_nodes == 24

@@ -84,7 +84,15 @@ class ModelConfig:
     then adds the neighbour aggregate to the node's own embedding)."""
 
     lr: float = 0.002
-    """Adam learning rate."""
+    """Adam learning rate at the global batch ``lr_reference_batch``."""
+
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
+    """How the learning rate follows ``data.batch_size``: ``none`` keeps ``lr``;
+    ``linear`` uses lr * batch / lr_reference_batch; ``sqrt`` the square root
+    of that ratio. The number of GPUs never changes it (the batch is global)."""
+
+    lr_reference_batch: int = 2048
+    """Global batch at which ``lr`` was tuned."""
 
     weight_decay: float = 0.0
     """Adam weight decay."""

@@ -5,11 +5,15 @@ Legend: B batch, U users, I items, D dim, E training edges.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from lightning_divrec.models.base import RankingModule
 from lightning_divrec.models.components.sage import BipartiteSAGE
 from lightning_divrec.models.losses import bpr_loss
+
+log = logging.getLogger(__name__)
 
 
 class GraphSAGEModule(RankingModule):
@@ -46,6 +50,8 @@ class GraphSAGEModule(RankingModule):
         negative_scores = (users * items_all[batch["negatives"]]).sum(dim=1)  # [B]
         loss = bpr_loss(positive_scores, negative_scores)
         batch_size = len(batch["users"])
+        if batch_idx == 0 and self.current_epoch == 0:
+            log.info("learning rate %.6g (model.lr_scaling=%s)", self.learning_rate(), self.model_config.get("lr_scaling", "none"))
         self.log("train/bpr", loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
@@ -61,9 +67,18 @@ class GraphSAGEModule(RankingModule):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.Adam(
-            self.parameters(), lr=self.model_config["lr"], weight_decay=self.model_config["weight_decay"]
-        )
+        return torch.optim.Adam(self.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
+
+    def learning_rate(self) -> float:
+        """Return ``model.lr`` scaled to the global batch by ``model.lr_scaling``."""
+        rule = self.model_config.get("lr_scaling", "none")
+        if rule == "none":
+            return self.model_config["lr"]
+        batch = (self.hparams.get("run_config") or {}).get("data", {}).get("batch_size")
+        if batch is None:
+            raise ValueError("model.lr_scaling needs the run configuration's data.batch_size")
+        ratio = batch / self.model_config.get("lr_reference_batch", 2048)
+        return self.model_config["lr"] * (ratio if rule == "linear" else ratio**0.5)
 
     def prepare_scoring(self) -> None:
         with torch.no_grad():
