@@ -5,6 +5,7 @@ Legend for shapes: B batch, U users, I items, C categories, E edges.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -230,8 +231,6 @@ class RecDataModule(L.LightningDataModule):
 
     def fingerprint(self) -> str:
         """Return a SHA-256 of the data and its split; equal fingerprints mean identical evaluation data."""
-        import hashlib
-
         digest = hashlib.sha256(self.interactions.fingerprint().encode())
         for part in (self.split.train, self.split.valid, self.split.test):
             digest.update(np.ascontiguousarray(part).tobytes())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from lightning_divrec.metrics.functional.exposure import exposure_counts
 from lightning_divrec.metrics.functional.ranking import RankedLists
 
 EMPTY_TARGET_ACTIONS = ("skip", "zero", "one", "error")
@@ -95,4 +96,4 @@ class ExposureMetric(Metric):
 
     def update(self, lists: RankedLists) -> None:
         lists = lists.truncate(self.k)
-        self.counts += torch.bincount(lists.items[lists.valid], minlength=self.num_items)
+        self.counts += exposure_counts(lists.items, lists.valid, self.num_items)

@@ -113,11 +113,19 @@ class RankingMetricSuite(nn.Module):
         self.metrics = nn.ModuleDict(metrics)
 
     @torch.no_grad()
-    def update(self, scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        scores: torch.Tensor,
+        target: torch.Tensor,
+        history: torch.Tensor | None = None,
+        history_distribution: torch.Tensor | None = None,
+    ) -> None:
         """Rank ``scores`` [B, I] once and update every metric.
 
         ``target`` [B, I] is bool or graded relevance of the held-out items.
-        ``history`` [B, I] bool marks each user's past items; calibration needs it.
+        ``history`` [B, I] bool marks each user's past items, and calibration
+        needs it. A caller that updates several suites with the same batch can
+        pass its category shares [B, C] as ``history_distribution`` instead.
         """
         lists = RankedLists.from_scores(scores, target, max(self.ks))
         if self.compute_auc:
@@ -125,7 +133,9 @@ class RankingMetricSuite(nn.Module):
                 scores, lists.extras["target_items"], lists.extras["target_valid"], lists.num_rankable
             )
         if self.item_categories is not None:
-            if history is not None:
+            if history_distribution is not None:
+                lists.extras["history"] = history_distribution
+            elif history is not None:
                 lists.extras["history"] = category_distribution(history, self.item_categories)
         empty = lists.num_relevant == 0
         if empty.any():

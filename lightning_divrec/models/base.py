@@ -132,14 +132,16 @@ class RankingModule(L.LightningModule):
 
     def _update_reranked(self, scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor) -> None:
         suite = self.metrics["val_rerank"]
+        history_distribution = category_distribution(history, suite.item_categories)  # [B, C]
         candidates = Candidates.from_scores(
             scores,
             self._eval_option("rerank_candidates", 200),
             item_categories=suite.item_categories,
-            history_distribution=category_distribution(history, suite.item_categories),
+            history_distribution=history_distribution,
         )
-        lists = rerank(self._eval_option("rerank_method", "none"), candidates, max(self.ks), self._eval_option("rerank_trade_off", 0.5))
-        suite.update(lists_as_scores(lists, self.num_items), target, history=history)
+        method = self._eval_option("rerank_method", "none")
+        lists = rerank(method, candidates, max(self.ks), self._eval_option("rerank_trade_off", 0.5))
+        suite.update(lists_as_scores(lists, self.num_items), target, history_distribution=history_distribution)
 
     def on_validation_epoch_end(self) -> None:
         self._log_stage("val")

@@ -96,13 +96,14 @@ def run_sweep(
         scores.masked_fill_(history, float("-inf"))
         target = torch.zeros_like(scores, dtype=torch.bool)
         target[batch["target_rows"], batch["target_items"]] = True
+        history_distribution = category_distribution(history, categories)  # [B, C], shared by every point
         candidates = Candidates.from_scores(
             scores, num_candidates, item_categories=categories, item_embeddings=embeddings,
-            history_distribution=category_distribution(history, categories),
+            history_distribution=history_distribution,
         )
         for point, suite in suites.items():
             lists = rerank(point.method, candidates, k, point.trade_off)
-            suite.update(lists_as_scores(lists, datamodule.num_items), target, history=history)
+            suite.update(lists_as_scores(lists, datamodule.num_items), target, history_distribution=history_distribution)
     model.finish_scoring()
     rows = []
     for point, suite in suites.items():

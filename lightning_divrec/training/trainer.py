@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lightning_divrec.training.checkpoint_io import AtomicCheckpointIO
 
@@ -102,6 +102,3 @@ def build_eval_trainer(accelerator: str, devices: int) -> L.Trainer:
         enable_model_summary=False,
     )
 
-
-def resolved_container(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)
