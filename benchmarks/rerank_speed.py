@@ -76,8 +76,8 @@ def main() -> None:
 
         began = time.perf_counter()
         for user in range(args.users):
-            one = tuple(tensor[user : user + 1] for tensor in data)
-            run_batched(method, *one, args.k, args.trade_off)
+            single_user = tuple(tensor[user : user + 1] for tensor in data)
+            run_batched(method, *single_user, args.k, args.trade_off)
         per_call_seconds = time.perf_counter() - began
 
         began = time.perf_counter()

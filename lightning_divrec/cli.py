@@ -47,7 +47,7 @@ def silence_library_noise() -> None:
     # Lightning 2.6 warns about its own use of a deprecated torch pytree API.
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\)")
     # wandb prints its own status lines and, with Lightning's WandbLogger, a
-    # warning about the deprecated "anonymous" setting; the run folder says where the run went.
+    # warning about the deprecated "anonymous" setting. The printed run folder shows where the run went.
     os.environ.setdefault("WANDB_SILENT", "true")
 
 

@@ -66,7 +66,13 @@ def auc(scores: list[float], target: list[bool]) -> float | None:
     negatives = [s for s, t in zip(scores, target) if not t and s != float("-inf")]
     if not positives or not negatives:
         return None
-    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in positives for n in negatives)
+    wins = 0.0
+    for p in positives:
+        for n in negatives:
+            if p > n:
+                wins += 1.0
+            elif p == n:
+                wins += 0.5
     return wins / (len(positives) * len(negatives))
 
 

@@ -156,9 +156,9 @@ def test_resume_needs_existing_run(tiny_overrides):
         train(load_train_config(tiny_overrides + ["resume=last", "run_name=never-ran"]))
 
 
-# NOTE: Lightning 2.6 replaces 16-mixed by bf16-mixed on CPU (fp16 AMP needs a
-# GPU), so here 16-mixed only checks that the option is accepted; the fp16 loss
-# itself is covered in test_losses.py.
+# NOTE: Lightning 2.6 replaces 16-mixed by bf16-mixed on CPU because fp16 AMP
+# needs a GPU. Here 16-mixed only checks that the option is accepted, and
+# test_losses.py covers the fp16 loss itself.
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_mixed_precision_trains(tiny_overrides, tmp_path, precision):
     metrics = train(load_train_config(tiny_overrides + [f"trainer.precision={precision}", "run_name=mixed"]))
@@ -178,7 +178,7 @@ def test_global_batch_must_divide(tiny_overrides, tmp_path):
 
 
 def test_slurm_task_mismatch_rejected(tiny_overrides, monkeypatch):
-    # The variables a Slurm step with 4 tasks sets; the training asks for 1 process.
+    # The variables that a Slurm step with 4 tasks sets, while the training requests 1 process.
     monkeypatch.setenv("SLURM_NTASKS", "4")
     monkeypatch.setenv("SLURM_JOB_NAME", "divrec")
     with pytest.raises(ConfigError, match="Slurm started 4 task"):
@@ -210,13 +210,13 @@ def test_no_evaluable_user_rejected(tmp_path):
     folder = tmp_path / "two-each"
     write_tiny_ml100k(folder)
     rows = (folder / "u.data").read_text().splitlines()
-    kept, seen = [], {}
+    kept_rows, seen = [], {}
     for row in rows:
         user = row.split("\t")[0]
         if seen.get(user, 0) < 2:
-            kept.append(row)
+            kept_rows.append(row)
             seen[user] = seen.get(user, 0) + 1
-    (folder / "u.data").write_text("\n".join(kept) + "\n")
+    (folder / "u.data").write_text("\n".join(kept_rows) + "\n")
     overrides = [f"data.path={folder}", f"output_dir={tmp_path / 'runs'}", "logger=csv", "run_name=none"]
     with pytest.raises(ValueError, match="leaves no validation interaction"):
         train(load_train_config(overrides))
@@ -224,7 +224,7 @@ def test_no_evaluable_user_rejected(tmp_path):
 
 
 def test_missing_data_folder_named(tiny_overrides, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such folder"):
+    with pytest.raises(FileNotFoundError, match="folder not found"):
         train(load_train_config(tiny_overrides + [f"data.path={tmp_path / 'absent'}"]))
 
 

@@ -87,9 +87,10 @@ class ModelConfig:
     """Adam learning rate at the global batch ``lr_reference_batch``."""
 
     lr_scaling: Literal["none", "linear", "sqrt"] = "none"
-    """How the learning rate follows ``data.batch_size``: ``none`` keeps ``lr``;
-    ``linear`` uses lr * batch / lr_reference_batch; ``sqrt`` the square root
-    of that ratio. The number of GPUs never changes it (the batch is global)."""
+    """Rule that relates the learning rate to ``data.batch_size``. ``none``
+    keeps ``lr``, ``linear`` uses lr * batch / lr_reference_batch, and ``sqrt``
+    the square root of that ratio. The number of GPUs does not change it,
+    because the batch is global."""
 
     lr_reference_batch: int = 2048
     """Global batch at which ``lr`` was tuned."""

@@ -47,7 +47,7 @@ class CSR:
 
 @dataclass
 class EvalStage:
-    """What one evaluation stage ranks and scores."""
+    """Users, held-out items and excluded items of one evaluation stage."""
 
     users: np.ndarray
     """[U_eval] users with at least one held-out item."""
@@ -61,7 +61,7 @@ class TrainTriples(Dataset):
     """(user, positive, negative) triples, one per training interaction.
 
     Negatives are drawn when a batch is fetched (``__getitems__``), so every
-    epoch sees fresh negatives from torch's global generator, which
+    epoch gets fresh negatives from torch's global generator, which
     ``seed_everything`` seeds on every process.
     """
 

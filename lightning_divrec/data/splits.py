@@ -26,7 +26,7 @@ class Split:
 def leave_one_out(data: Interactions) -> Split:
     """Hold out each user's last interaction for test and the one before for validation.
 
-    Interactions are ordered per user by timestamp; ties in time are broken by
+    Interactions are ordered per user by timestamp. Ties in time are broken by
     the item's contiguous index (ascending), so the result does not depend on
     the row order of the source file. Users with fewer than 3 interactions keep
     all of them in training and are not evaluated.

@@ -9,7 +9,7 @@ from lightning_divrec.metrics.functional.exposure import exposure_counts
 from lightning_divrec.metrics.functional.ranking import RankedLists
 
 EMPTY_TARGET_ACTIONS = ("skip", "zero", "one", "error")
-"""What a relevance metric does with a user who has no held-out item:
+"""Policies of a relevance metric for a user who has no held-out item:
 ``skip`` leaves the user out of the mean (default), ``zero`` and ``one``
 count the user with that value, ``error`` raises ``ValueError``."""
 

@@ -23,8 +23,8 @@ class RankingMetricSuite(nn.Module):
     """Relevance and beyond-accuracy metrics at every K in ``ks``, keyed ``name@k``.
 
     ``update`` takes full-catalogue scores with excluded items set to ``-inf``
-    and the held-out targets; ``compute`` syncs across processes (when
-    ``torch.distributed`` is initialised) and returns a dict of scalars that
+    and the held-out targets. ``compute`` syncs across processes when
+    ``torch.distributed`` is initialised and returns a dict of scalars that
     is identical on every process. A metric is included when the side
     information it needs is given:
 

@@ -36,9 +36,9 @@ def fill_by_relevance(picks: torch.Tensor, num_candidates: int, valid: torch.Ten
     missing = picks < 0
     if not missing.any():
         return picks
-    taken = torch.zeros(picks.shape[0], num_candidates + 1, dtype=torch.bool, device=picks.device)
-    taken.scatter_(1, torch.where(missing, num_candidates, picks), True)
-    available = ~taken[:, :num_candidates] & valid  # [B, M]
+    already_picked = torch.zeros(picks.shape[0], num_candidates + 1, dtype=torch.bool, device=picks.device)
+    already_picked.scatter_(1, torch.where(missing, num_candidates, picks), True)
+    available = ~already_picked[:, :num_candidates] & valid  # [B, M]
     # Rank the still available candidates by position; fill the missing slots in order.
     order = torch.where(available, torch.arange(num_candidates, device=picks.device), num_candidates)
     order = torch.sort(order, dim=1).values  # available positions first, ascending

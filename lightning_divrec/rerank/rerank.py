@@ -75,9 +75,9 @@ def rerank(method: str, candidates: Candidates, k: int, trade_off: float, fill: 
     ``trade_off`` in [0, 1] is the one knob of every method: 0 keeps the model's
     order, larger values weigh diversity (MMR, DPP) or calibration more.
     ``fill=True`` completes a list that a method ended early (a DPP whose
-    residuals fell below epsilon) with the best-ranked remaining candidates,
-    so every list has ``k`` items when the user has that many candidates;
-    remaining slots are -1.
+    residuals fell below epsilon) with the best-ranked remaining candidates.
+    Every list then has ``k`` items when the user has that many candidates,
+    and any slot still empty is -1.
     """
     check_trade_off(trade_off)
     if method not in RERANKERS:

@@ -64,11 +64,11 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def remove_if_incomplete(run_dir: Path) -> None:
-    """Delete a run folder that holds no checkpoint; keep one that can be resumed or inspected."""
+    """Delete a run folder without checkpoints, and keep one that can be resumed or inspected."""
     if not run_dir.exists():
         return
     if any(run_dir.glob("checkpoints/*.ckpt")):
-        log.error("run failed; keeping %s because it holds checkpoints", run_dir)
+        log.error("run failed; keeping %s because it contains checkpoints", run_dir)
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     log.error("run failed before its first checkpoint; removed %s", run_dir)

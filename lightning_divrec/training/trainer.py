@@ -23,8 +23,8 @@ warnings.filterwarnings("ignore", message=".*sync_dist=True.*when logging on epo
 def build_loggers(cfg: DictConfig, run_dir: Path, resume_wandb_id: str | None = None, csv_version: str = "") -> list[Logger]:
     """Return the CSV and W&B loggers that ``cfg.logger`` enables; Lightning writes only on rank zero.
 
-    ``resume_wandb_id`` continues that W&B run instead of starting a new one;
-    ``csv_version`` names a sub-folder of ``csv/`` so that a resumed run does
+    ``resume_wandb_id`` continues that W&B run instead of starting a new one.
+    ``csv_version`` names a sub-folder of ``csv/``, so that a resumed run does
     not overwrite the first part's ``metrics.csv``.
     """
     loggers: list[Logger] = []

@@ -38,7 +38,7 @@ ML100K_BYTES = 4_924_029
 
 @dataclass(frozen=True)
 class LocatedFiles:
-    """Where the two files of one copy of MovieLens-100K are, and in which format."""
+    """Paths and format of the two files of one copy of MovieLens-100K."""
 
     format: str
     """``grouplens`` (``u.data``, ``u.item``) or ``recbole`` (atomic files)."""
@@ -81,7 +81,7 @@ def locate_ml100k(path: str | None, download: bool, cache_dir: str) -> LocatedFi
     if path is not None:
         folder = Path(path).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(f"data.path={path}: no such folder; pass the folder that holds u.data and u.item")
+            raise FileNotFoundError(f"data.path={path}: folder not found; pass the folder that contains u.data and u.item")
         found = files_in(folder)
         if found is not None:
             return found

@@ -104,6 +104,6 @@ def _read_text_table(path: Path, separator: str, num_fields: int) -> pd.DataFram
         rows.append(fields)
     if not rows:
         raise DataFormatError(f"{path} contains no rows")
-    # Row numbers in later error messages are 0-based data rows; line = row + 1
-    # holds because blank lines only occur at the end of these files.
+    # NOTE: error messages count data rows from 1, which equals the line number
+    # only when blank lines come last, as in the GroupLens files.
     return pd.DataFrame(rows, dtype=str)
