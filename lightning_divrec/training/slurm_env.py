@@ -91,7 +91,7 @@ def layout_problems(layout: SlurmLayout, devices: int, num_nodes: int, accelerat
         )
     if layout.nodes is not None and layout.nodes != num_nodes:
         problems.append(f"--nodes={layout.nodes} but trainer.num_nodes={num_nodes}; make them equal")
-    if layout.ntasks is not None and layout.ntasks_per_node is not None and layout.ntasks != world_size:
+    if not problems and layout.ntasks is not None and layout.ntasks_per_node is not None and layout.ntasks != world_size:
         problems.append(
             f"Slurm started {layout.ntasks} task(s) but trainer.devices x trainer.num_nodes = {world_size}; "
             "make --ntasks-per-node equal trainer.devices and --nodes equal trainer.num_nodes"
