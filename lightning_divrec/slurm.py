@@ -113,9 +113,11 @@ def render(
         "ntasks-per-node": str(devices),
         "gpus-per-node": None if rendered_gpus is None else str(rendered_gpus),
     }
-    for option in sbatch_options:
-        key, value = _parse_sbatch_option(option)
-        directives[key] = value
+    user_directives = dict(_parse_sbatch_option(option) for option in sbatch_options)
+    if "gpu" in (user_directives.get("gres") or "") and "gpus-per-node" not in user_directives:
+        # GPUs requested as a generic resource: no second request per node.
+        directives["gpus-per-node"] = None
+    directives.update(user_directives)
     text = _rewrite_directives(template, directives)
 
     layout = _layout_of(text)
