@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 
 SLURM_DIR_ENV = "DIVREC_SLURM_DIR"
 
-# sbatch options that describe the task layout; rendered from the config.
-LAYOUT_OPTIONS = ("nodes", "ntasks-per-node", "gpus-per-node")
-
 _DIRECTIVE = re.compile(r"^#SBATCH\s+--(?P<key>[A-Za-z0-9-]+)(?:[=\s]\s*(?P<value>\S+))?")
 _ENTRY_POINTS = ("divrec-train", "divrec-evaluate")
 
@@ -107,7 +104,9 @@ def render(
         devices, num_nodes = train_cfg.trainer.devices, train_cfg.trainer.num_nodes
         accelerator = train_cfg.trainer.accelerator
 
-    rendered_gpus = gpus_per_node if gpus_per_node is not None else (devices if accelerator == "gpu" else None)
+    rendered_gpus = gpus_per_node
+    if rendered_gpus is None and accelerator == "gpu":
+        rendered_gpus = devices
     directives: dict[str, str | None] = {
         "nodes": str(num_nodes),
         "ntasks-per-node": str(devices),

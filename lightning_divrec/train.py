@@ -113,7 +113,7 @@ def train(cfg: DictConfig | dict) -> dict:
 def _run_target(cfg: DictConfig) -> tuple[Path, bool, str | None, str | None]:
     """Return the run folder, whether this process creates it, the checkpoint to resume from and the W&B id to continue.
 
-    ``resume=auto`` resumes when the folder holds ``checkpoints/last.ckpt``
+    ``resume=auto`` resumes when the folder contains ``checkpoints/last.ckpt``
     and otherwise starts a new run in it, continuing the W&B run of an earlier
     attempt that was stopped before its first checkpoint.
     """

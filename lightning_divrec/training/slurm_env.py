@@ -73,8 +73,8 @@ def layout_problems(layout: SlurmLayout, devices: int, num_nodes: int, accelerat
     """Return one message per way that a Slurm layout disagrees with ``trainer.devices``/``num_nodes``.
 
     Lightning runs one process per task and expects ``trainer.devices`` tasks
-    on each of ``trainer.num_nodes`` nodes; with fewer tasks it waits for ranks
-    that never start, and it rejects a job that gives only ``--ntasks``.
+    on each of ``trainer.num_nodes`` nodes. With fewer tasks it waits for ranks
+    that never start. It rejects a job that gives only ``--ntasks``.
     """
     problems = []
     world_size = devices * num_nodes
