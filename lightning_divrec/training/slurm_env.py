@@ -78,23 +78,22 @@ def layout_problems(layout: SlurmLayout, devices: int, num_nodes: int, accelerat
     """
     problems = []
     world_size = devices * num_nodes
-    if layout.ntasks_per_node is None:
-        if layout.ntasks is not None and layout.ntasks > 1:
-            problems.append(
-                f"the job sets --ntasks={layout.ntasks} without --ntasks-per-node, which Lightning rejects; "
-                f"use --ntasks-per-node={devices} (trainer.devices) and --nodes={num_nodes} (trainer.num_nodes)"
-            )
-    elif layout.ntasks_per_node != devices:
+    if layout.ntasks_per_node is not None and layout.ntasks_per_node != devices:
         problems.append(
             f"--ntasks-per-node={layout.ntasks_per_node} but trainer.devices={devices}; "
             "Lightning starts one process per task, so make them equal"
         )
     if layout.nodes is not None and layout.nodes != num_nodes:
         problems.append(f"--nodes={layout.nodes} but trainer.num_nodes={num_nodes}; make them equal")
-    if not problems and layout.ntasks is not None and layout.ntasks_per_node is not None and layout.ntasks != world_size:
+    if not problems and layout.ntasks is not None and layout.ntasks != world_size:
         problems.append(
             f"Slurm started {layout.ntasks} task(s) but trainer.devices x trainer.num_nodes = {world_size}; "
             "make --ntasks-per-node equal trainer.devices and --nodes equal trainer.num_nodes"
+        )
+    if layout.ntasks_per_node is None and layout.ntasks is not None and layout.ntasks > 1:
+        problems.append(
+            f"the job sets --ntasks={layout.ntasks} without --ntasks-per-node, which Lightning rejects; "
+            f"use --ntasks-per-node={devices} (trainer.devices) and --nodes={num_nodes} (trainer.num_nodes)"
         )
     if accelerator == "gpu":
         if layout.gpus_per_node is not None and layout.gpus_per_node < devices:
