@@ -169,7 +169,10 @@ class TrainConfig:
     resume: Optional[str] = None
     """``last`` continues the run ``run_name`` from its ``checkpoints/last.ckpt``
     (model, optimizer, epoch) and its W&B run; a path continues from that
-    checkpoint instead. The run folder must exist."""
+    checkpoint instead. The run folder must exist. ``auto`` resumes like
+    ``last`` when ``checkpoints/last.ckpt`` exists and starts the run
+    otherwise; in a Slurm job it needs no ``run_name``, because the job id
+    names the folder (so a requeued job finds it again)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=GraphSAGEConfig)
