@@ -15,10 +15,10 @@ from typing import Literal, Optional
 class TabularConfig:
     """Files and column names of ``data.name=tabular`` (CSV, TSV, Parquet or JSONL)."""
 
-    interactions: str = "interactions.csv"
+    interactions_file: str = "interactions.csv"
     """Interaction file, relative to ``data.path`` unless absolute."""
 
-    items: Optional[str] = None
+    items_file: Optional[str] = None
     """Optional item-feature file (same formats), relative to ``data.path``."""
 
     format: Optional[Literal["csv", "tsv", "parquet", "jsonl"]] = None

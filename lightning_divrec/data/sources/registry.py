@@ -55,9 +55,9 @@ def source_files(config: Any, download: bool = False) -> list[Path] | None:
         return list(_recbole_files(_folder(config)))
     if name == "tabular":
         folder = Path(config.path).expanduser() if config.path else Path(".")
-        files = [_require_file(folder / config.tabular.interactions, config)]
-        if config.tabular.items:
-            files.append(_require_file(folder / config.tabular.items, config))
+        files = [_require_file(folder / config.tabular.interactions_file, config)]
+        if config.tabular.items_file:
+            files.append(_require_file(folder / config.tabular.items_file, config))
         return files
     if name == "amazon-2023":
         if config.path is None:
@@ -132,7 +132,7 @@ def _require_file(path: Path, config: Any) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: data.name={config.name} reads this file; check data.path"
-            + (" and data.tabular.interactions/items" if config.name == "tabular" else "")
+            + (" and data.tabular.interactions_file/items_file" if config.name == "tabular" else "")
         )
     return path
 

@@ -136,10 +136,12 @@ def read_tabular_items(path: Path, config: Any, item_ids: np.ndarray) -> pd.Data
 
 def match_id_type(ids: np.ndarray, reference: np.ndarray, path: Path, column: str) -> np.ndarray:
     """Cast item-file ids to the type of the interaction ids so that both tables join."""
-    if ids.dtype.kind == reference.dtype.kind:
-        return ids
-    if reference.dtype.kind == "U":
+    # A frame stores string ids as objects, so any non-integer kind counts as text.
+    reference_is_text = reference.dtype.kind not in "iu"
+    if reference_is_text:
         return ids.astype(str)
+    if ids.dtype.kind in "iu":
+        return ids
     raise DataFormatError(
         f"{path}: column '{column}' has non-integer ids (for example {ids[0]!r}) while the interaction "
         "file's item ids are integers; use the same ids in both files"
