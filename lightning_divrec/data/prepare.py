@@ -83,7 +83,7 @@ def handle_cold_users(data: Interactions, split: Split, config: Any, origin: str
     if config.cold_users == "error":
         raise DataFormatError(
             f"{origin}: data.split={config.split} leaves {len(cold_users)} user(s) with validation or test "
-            f"interactions but none in training, for example user id {data.user_ids[cold_users[0]]!r}. "
+            f"interactions but none in training, for example user id {data.user_ids[cold_users[0]].item()!r}. "
             "Set data.cold_users=drop to leave them out of evaluation, move the cut times later, or use "
             "a per-user split (loo, ratio_time)"
         )

@@ -66,7 +66,9 @@ class NegativeSampler:
         saturated = users[counts >= int(drawable.sum())]
         if len(saturated):
             user = int(saturated[0])
-            named = f" (user id {user_ids[user]!r})" if user_ids is not None else ""
+            original = user_ids[user] if user_ids is not None else None
+            original = original.item() if hasattr(original, "item") else original
+            named = f" (user id {original!r})" if user_ids is not None else ""
             scope = f"all {num_items} items" if item_weights is None else f"all {int(drawable.sum())} items of positive weight"
             raise ValueError(
                 f"user index {user} has interacted with {scope}{named}, "
