@@ -45,6 +45,17 @@ def test_duplicate_policies():
     assert apply_duplicate_policy(frame, "drop")["rating"].tolist() == [4.0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows_strategy, st.sampled_from(["first", "last", "drop"]))
+def test_duplicate_policy_matches_pandas(rows, policy):
+    users, items, times = map(np.array, zip(*rows))
+    frame = _frame(users, items, times, ratings=np.arange(len(users)))
+    kept = apply_duplicate_policy(frame, policy)
+    by_time = frame.sort_values("timestamp", kind="stable")
+    expected = by_time.drop_duplicates(["user", "item"], keep=False if policy == "drop" else policy).sort_index()
+    assert kept["rating"].tolist() == expected["rating"].tolist()
+
+
 def test_k_core_cascades():
     # Item 30 has one interaction; removing it leaves user 3 with one item, which
     # then removes user 3 and drops item 20 to one user, which removes user 2.

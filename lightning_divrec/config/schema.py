@@ -172,7 +172,8 @@ class DataConfig:
     uniform, or proportional to (training interactions of the item)^``negative_alpha``."""
 
     negative_alpha: float = 0.75
-    """Exponent of popularity negative sampling; 0 is uniform over training items."""
+    """Exponent of popularity negative sampling; 0 gives every item weight 1 (uniform sampling),
+    and with alpha > 0 items without training interactions are never drawn."""
 
     batch_size: int = 2048
     """Global batch: training triples (user, positive, negative) per optimizer

@@ -75,7 +75,8 @@ def apply_duplicate_policy(frame: pd.DataFrame, policy: str) -> pd.DataFrame:
         raise ValueError(f"data.duplicates={policy!r}: choose keep, first, last or drop")
     user_code, item_code = _codes(frame)
     pair = user_code * (int(item_code.max()) + 1) + item_code  # [N]
-    order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(), pair))
+    # np.lexsort is stable, so rows with equal pair and time stay in file order.
+    order = np.lexsort((frame["timestamp"].to_numpy(), pair))
     sorted_pair = pair[order]
     change = sorted_pair[1:] != sorted_pair[:-1]
     starts = np.r_[True, change]
