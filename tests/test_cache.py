@@ -137,10 +137,10 @@ def test_failed_build_leaves_nothing(tmp_path):
 def test_failed_write_leaves_no_entry(tmp_path, monkeypatch):
     _write_log(tmp_path / "log")
 
-    def refuse(*args, **kwargs):
+    def fail_write(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", refuse)
+    monkeypatch.setattr(np, "savez", fail_write)
     with pytest.raises(OSError, match="disk full"):
         _setup(_config(tmp_path))
     assert list((tmp_path / "cache" / "prepared").iterdir()) == []

@@ -57,8 +57,8 @@ def test_duplicate_policy_matches_pandas(rows, policy):
 
 
 def test_k_core_cascades():
-    # Item 30 has one interaction; removing it leaves user 3 with one item, which
-    # then removes user 3 and drops item 20 to one user, which removes user 2.
+    # Item 30 has one interaction. Removing it leaves user 3 with one item, so user 3
+    # goes too. Then item 20 has one user left, so it goes, and user 2 with it.
     frame = _frame([1, 1, 2, 2, 3, 3, 4, 4], [10, 11, 10, 20, 20, 30, 10, 11], range(8))
     kept = k_core(frame, min_user=2, min_item=2)
     assert sorted(kept["user"].unique().tolist()) == [1, 4]

@@ -11,9 +11,9 @@ class NegativeSampler:
     """Draw items from those a user has not interacted with in training.
 
     Without ``item_weights`` the draw is uniform over the user's non-positive
-    items; with them, item ``i`` is drawn with probability proportional to
-    ``item_weights[i]`` among the user's non-positive items (for example
-    training interaction counts ^ alpha), and items of weight 0 are never drawn.
+    items. With them, item ``i`` is drawn with probability proportional to
+    ``item_weights[i]`` among the user's non-positive items, for example
+    training interaction counts ^ alpha. Items of weight 0 are never drawn.
 
     Draws are vectorised rejection sampling: every rejected draw is redrawn
     until none is left, which keeps the distribution exactly proportional to

@@ -33,6 +33,8 @@ METADATA_COLUMNS = ["parent_asin", "title", "main_category", "categories"]
 
 def hub_files(category: str) -> tuple[str, str]:
     """Return the hub paths of one category's review and metadata JSONL files."""
+    # NOTE: this layout of the hub repository (raw/review_categories, raw/meta_categories)
+    # has not been read from the hub by any test, which run offline.
     base = f"hf://datasets/{HUB_REPOSITORY}/raw"
     return f"{base}/review_categories/{category}.jsonl", f"{base}/meta_categories/meta_{category}.jsonl"
 

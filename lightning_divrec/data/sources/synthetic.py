@@ -2,8 +2,7 @@
 
 Shapes: N interactions, U users, I items, C categories.
 
-The generator is vectorised with NumPy, so 20 million interactions take
-seconds, not minutes. Every user gets at least one interaction; the rest are
+The generator is vectorised with NumPy and has no per-user loop. Every user gets at least one interaction; the rest are
 spread over users with a log-normal activity. Items are drawn with probability
 proportional to ``rank^-a`` over a shuffled item order, so item 1 is not
 always the most popular. Repeated (user, item) pairs occur, as in real logs.

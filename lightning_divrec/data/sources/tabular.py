@@ -4,7 +4,7 @@ Contract: the interaction file has one row per interaction, with a user id
 column, an item id column and optionally a rating and a Unix-time column
 (seconds). Ids may be integers or strings. The optional item file has one
 row per item with an id column, a text column and a categories column that
-holds either a list or one string split on a separator. The reader returns
+contains either a list or one string split on a separator. The reader returns
 frames in the builder's column names: ``user, item, rating, timestamp`` and
 ``item, title, categories``.
 """
