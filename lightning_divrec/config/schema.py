@@ -108,8 +108,10 @@ class DataConfig:
     copy shipped in the ``recbole`` wheel is used, then the download cache.
     ``ml-1m``/``ml-10m``: ``ratings.dat`` and ``movies.dat``. ``ml-20m`` to
     ``ml-32m``: ``ratings.csv`` and ``movies.csv``. ``recbole``: one
-    ``*.inter`` file and at most one ``*.item`` file. Required by every
-    source except ``ml-100k`` and ``synthetic``."""
+    ``*.inter`` file and at most one ``*.item`` file. ``tabular`` and
+    ``amazon-2023``: the folder that the file names in ``data.tabular`` and
+    ``data.amazon`` are relative to (the working directory when null for
+    ``tabular``). ``synthetic`` reads no files."""
 
     download: bool = False
     """Download the GroupLens zip (checksum verified) when no local copy is
