@@ -49,22 +49,69 @@ class AttentionRankerModule(RankingModule):
         )
         num_interests = config.get("num_interests", 1)
         self.interests = InterestPooling(config["embedding_dim"], num_interests) if num_interests > 1 else None
+        self._build_text_features(config)
         self.histories: dict[str, torch.Tensor] = {}
         self.scoring_stage = "test"
         """History that ``score`` reads: ``val`` during validation, ``test`` otherwise."""
         self._cached_table: torch.Tensor | None = None
+
+    def _build_text_features(self, config: dict) -> None:
+        """Create the text projection (and the trainable encoder when asked); titles arrive in ``attach_data``."""
+        self.text_projection: nn.Linear | None = None
+        self.text_encoder = None
+        self.item_titles: list[str] = []
+        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        if config.get("text_model") is None:
+            return
+        from transformers import AutoConfig
+
+        from lightning_divrec.models.components.text_encoder import TextEncoder, resolve_text_model
+
+        if config.get("text_trainable", False):
+            self.text_encoder = TextEncoder(config["text_model"], max_length=config["text_max_length"], trainable=True)
+            text_dim = self.text_encoder.dim
+        else:
+            text_dim = AutoConfig.from_pretrained(resolve_text_model(config["text_model"])).hidden_size
+        self.text_projection = nn.Linear(text_dim, config["embedding_dim"], bias=False)
+        # Start small, so that training begins close to the id-only model.
+        nn.init.normal_(self.text_projection.weight, std=0.1 * text_dim**-0.5)
 
     # ----- data --------------------------------------------------------------------------------
 
     def attach_data(self, datamodule) -> None:
         sequences = datamodule.use_sequence_batches(self.model_config["max_length"], self.model_config.get("windows", "all"))
         self.histories = sequences.histories
+        if self.text_projection is None:
+            return
+        self.item_titles = list(datamodule.interactions.item_titles)
+        if self.text_encoder is None:
+            from lightning_divrec.models.components.text_encoder import item_text_embeddings
+
+            features = item_text_embeddings(
+                self.item_titles,
+                self.model_config["text_model"],
+                cache_dir=self.model_config.get("text_cache_dir"),
+                max_length=self.model_config["text_max_length"],
+            )  # [I, D_text]
+            self.text_features = features.to(self.text_projection.weight.device)
 
     # ----- item vectors ------------------------------------------------------------------------
 
     def item_table(self) -> torch.Tensor:
-        """Return [I + 1, D] item vectors, the padding row last (zero for the id embedding)."""
-        return self.encoder.item_embedding.weight
+        """Return [I + 1, D] item vectors: id embedding plus projected title embedding, padding row last.
+
+        The padding row is never attended or scored, so it needs no text part.
+        """
+        table = self.encoder.item_embedding.weight  # [I + 1, D]
+        if self.text_projection is None:
+            return table
+        if self.text_encoder is not None:
+            # NOTE: encodes every title at each call; fine for thousands of items, slow beyond.
+            text = self.text_encoder(self.item_titles)  # [I, D_text]
+        else:
+            text = self.text_features
+        projected = self.text_projection(text.to(table.dtype))  # [I, D]
+        return table + F.pad(projected, (0, 0, 0, 1))
 
     def item_embeddings(self) -> torch.Tensor:
         table = self._cached_table if self._cached_table is not None else self.item_table().detach()
