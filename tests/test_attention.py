@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from lightning_divrec.models.components.interests import InterestPooling, score_across_interests
 from lightning_divrec.models.components.transformer import SequenceTransformer, attention_mask
 
+REPO = Path(__file__).resolve().parents[1]
 NUM_ITEMS = 20
 PAD = NUM_ITEMS
 
@@ -90,3 +98,120 @@ def test_interest_mix_ends():
     assert score_across_interests(scores, 1.0).tolist() == [[0.0, -1.0, -2.0, 0.0]]
     with pytest.raises(ValueError, match="1.5"):
         score_across_interests(scores, 1.5)
+
+
+# ----- the LightningModule through the real Trainer ---------------------------------------------
+
+
+def _attention_overrides(tiny_overrides: list[str]) -> list[str]:
+    shrunk = [override for override in tiny_overrides if not override.startswith("model.embedding_dim")]
+    return shrunk + ["model=attention", "model.embedding_dim=8", "model.max_length=4", "data.batch_size=8"]
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
+def test_losses_finite_under_mixed_precision(tiny_overrides, tmp_path, precision):
+    from lightning_divrec.config import load_train_config
+    from lightning_divrec.train import train
+
+    metrics = train(load_train_config(_attention_overrides(tiny_overrides) + [f"trainer.precision={precision}", "run_name=mixed"]))
+    rows = list(csv.DictReader((tmp_path / "runs" / "mixed" / "csv" / "metrics.csv").open()))
+    losses = [float(row["train/loss_step"]) for row in rows if row.get("train/loss_step")]
+    assert losses, "no training loss was logged"
+    assert all(math.isfinite(value) for value in losses)
+    assert math.isfinite(metrics["test"]["test/ndcg@10"])
+
+
+@pytest.mark.parametrize("extra", [[], ["model.loss=sampled", "model.num_negatives=5", "model.norm=post"], ["model.num_interests=3", "model.interest_mix=0.5"]])
+def test_train_end_to_end(tiny_overrides, extra):
+    from lightning_divrec.config import load_train_config
+    from lightning_divrec.train import train
+
+    metrics = train(load_train_config(_attention_overrides(tiny_overrides) + extra))
+    assert metrics["test"]["test/users"] == 12
+    assert 0.0 <= metrics["test"]["test/ndcg@10"] <= 1.0
+    assert metrics["val"]["val/ndcg@10"] > 0.0
+
+
+def test_evaluate_reproduces_attention_metrics(tiny_overrides):
+    from lightning_divrec.config import load_evaluate_config, load_train_config
+    from lightning_divrec.evaluate import evaluate
+    from lightning_divrec.train import train
+
+    metrics = train(load_train_config(_attention_overrides(tiny_overrides) + ["model.num_interests=2"]))
+    results = evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}", "rerank.methods=[]"]))
+    for name in ("test/ndcg@10", "test/recall@20", "test/ild@10"):
+        assert results[name] == pytest.approx(metrics["test"][name], abs=1e-6), name
+
+
+def test_score_reads_test_history_with_validation_item(tiny_ml100k):
+    import lightning as L
+    from omegaconf import OmegaConf
+
+    from lightning_divrec.config import DataConfig
+    from lightning_divrec.config.model_schemas import AttentionConfig
+    from lightning_divrec.data import RecDataModule
+    from lightning_divrec.models.attention import AttentionRankerModule
+
+    length = 4
+    datamodule = RecDataModule(OmegaConf.merge(OmegaConf.structured(DataConfig), {"path": str(tiny_ml100k), "batch_size": 8}))
+    datamodule.setup("fit")
+    config = dataclasses.asdict(AttentionConfig(embedding_dim=8, max_length=length))
+    torch.manual_seed(0)
+    model = AttentionRankerModule(datamodule.num_users, datamodule.num_items, config, [10])
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        use_distributed_sampler=False, num_sanity_val_steps=0, enable_model_summary=False)
+    trainer.fit(model, datamodule=datamodule)
+    model.eval()
+
+    data, split = datamodule.interactions, datamodule.split
+    pad = datamodule.num_items
+    users = torch.as_tensor(sorted(set(data.user[split.test].tolist())))
+
+    def expected_scores(index) -> torch.Tensor:
+        rows = []
+        for user in users.tolist():
+            mine = [row for row in index.tolist() if data.user[row] == user]
+            items = [int(data.item[row]) for row in sorted(mine, key=lambda row: (data.timestamp[row], data.item[row]))]
+            rows.append([pad] * max(0, length - len(items)) + items[-length:])
+        with torch.no_grad():
+            hidden = model.encoder(torch.tensor(rows))[:, -1]  # [B, D]
+            return hidden @ model.encoder.item_embedding.weight[:pad].T
+
+    model.scoring_stage = "test"
+    with_valid = expected_scores(np.concatenate([split.train, split.valid]))
+    torch.testing.assert_close(model.score(users), with_valid)
+    model.scoring_stage = "val"
+    torch.testing.assert_close(model.score(users), expected_scores(split.train))
+    assert not torch.allclose(with_valid, expected_scores(split.train))
+
+
+def test_text_encoder_loads_offline(tmp_path):
+    # Any network access would go to a closed loopback port and fail.
+    script = (
+        "from lightning_divrec.models.components.text_encoder import TextEncoder\n"
+        "encoder = TextEncoder(None, max_length=16)\n"
+        "vectors = encoder(['Toy Story (1995)', 'Heat (1995)'])\n"
+        "print(tuple(vectors.shape), float(vectors.norm(dim=1).min()))\n"
+    )
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+        "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+    }
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shape, norm = result.stdout.strip().rsplit(" ", 1)
+    assert shape == "(2, 384)"
+    assert float(norm) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_text_features_fused_and_cached(tiny_overrides, tmp_path):
+    from lightning_divrec.config import load_train_config
+    from lightning_divrec.train import train
+
+    cache = tmp_path / "text-cache"
+    overrides = _attention_overrides(tiny_overrides) + ["model.text_model=all-MiniLM-L6-v2", f"model.text_cache_dir={cache}"]
+    metrics = train(load_train_config(overrides + ["run_name=text"]))
+    assert len(list(cache.glob("text-embeddings-*.pt"))) == 1
+    checkpoint = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"]["text_projection.weight"].shape == (8, 384)
+    assert "text_features" not in checkpoint["state_dict"]
