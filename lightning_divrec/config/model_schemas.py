@@ -158,8 +158,8 @@ class AttentionConfig(ModelConfig):
     """Layer norm before each sub-layer (``pre``) or after each residual sum (``post``, as in SASRec)."""
 
     windows: Literal["all", "last"] = "all"
-    """Training windows per user: ``all`` tiles the whole training sequence,
-    so every training interaction is a target once per epoch; ``last`` keeps
+    """Training windows per user. ``all`` tiles the whole training sequence,
+    so every training interaction is a target once per epoch. ``last`` keeps
     only the most recent ``max_length + 1`` items, as the original SASRec does."""
 
     loss: Literal["full", "sampled"] = "full"
@@ -180,8 +180,8 @@ class AttentionConfig(ModelConfig):
     spread over all interests (more diverse)."""
 
     text_model: Optional[str] = None
-    """Item text encoder: null turns text features off; ``all-MiniLM-L6-v2``
-    reads the packaged model offline; any other value is a Hugging Face
+    """Item text encoder. Null turns text features off, ``all-MiniLM-L6-v2``
+    reads the packaged model offline, and any other value is a Hugging Face
     model folder or hub name. The title embeddings are projected to D and
     added to the id embeddings."""
 

@@ -34,7 +34,7 @@ class InterestPooling(nn.Module):
         logits = torch.tanh(self.key(hidden)) @ self.queries.T  # [B, L, D'] @ [D', M] -> [B, L(key), M]
         causal = torch.ones(length, length, dtype=torch.bool, device=hidden.device).tril()  # [L(query), L(key)]
         allowed = causal[None, :, :] & real[:, None, :]  # [B, L, L]
-        # A padded query position sees no real key; let it see itself so its softmax row is not empty.
+        # A padded query position has no real key to attend, so it attends itself and its softmax row is not empty.
         allowed = allowed | torch.eye(length, dtype=torch.bool, device=hidden.device)[None]
         scores = logits.float().permute(0, 2, 1)[:, :, None, :]  # [B, M, 1, L(key)]
         scores = scores.masked_fill(~allowed[:, None], float("-inf"))  # [B, M, L(query), L(key)]
