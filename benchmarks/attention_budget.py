@@ -11,7 +11,9 @@ best ``val/ndcg@10`` in memory and tests them once the budget
 (``Trainer(max_time=...)``, which counts validation too) is spent. With
 ``--mix``, the best weights are tested once per ``model.interest_mix`` value.
 Each epoch's training time (validation excluded) and the peak resident memory
-of the process are recorded.
+of the process are recorded. The budget can stop an epoch part-way, and
+Lightning still validates it, so the last entry of ``epoch_train_seconds``
+may be a partial epoch.
 """
 
 from __future__ import annotations
