@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 
 @dataclass
@@ -126,9 +126,80 @@ class PopularityConfig(ModelConfig):
     """Selects this model."""
 
 
+@dataclass
+class AttentionConfig(ModelConfig):
+    """SASRec-style causal transformer over each user's item history, trained on the next item."""
+
+    name: Literal["attention"] = "attention"
+    """Selects this model."""
+
+    lr: float = 0.001
+    """Adam learning rate at the global batch ``lr_reference_batch``."""
+
+    lr_reference_batch: int = 128
+    """Global batch (training windows) at which ``lr`` was tuned."""
+
+    embedding_dim: int = 64
+    """D: width of the item and position embeddings and of every block."""
+
+    num_blocks: int = 2
+    """Self-attention blocks."""
+
+    num_heads: int = 2
+    """Attention heads per block; must divide ``embedding_dim``."""
+
+    max_length: int = 50
+    """L: most recent items a user's history is cut to, in training windows and at scoring."""
+
+    dropout: float = 0.2
+    """Dropout on the input embeddings, attention weights and residual branches."""
+
+    norm: Literal["pre", "post"] = "pre"
+    """Layer norm before each sub-layer (``pre``) or after each residual sum (``post``, as in SASRec)."""
+
+    windows: Literal["all", "last"] = "all"
+    """Training windows per user. ``all`` tiles the whole training sequence,
+    so every training interaction is a target once per epoch. ``last`` keeps
+    only the most recent ``max_length + 1`` items, as the original SASRec does."""
+
+    loss: Literal["full", "sampled"] = "full"
+    """``full``: cross-entropy over the whole catalogue. ``sampled``: softmax
+    over the target and ``num_negatives`` uniformly drawn items, for catalogues
+    too large for a [positions, I] logit matrix."""
+
+    num_negatives: int = 100
+    """Negatives per batch for ``loss: sampled``, shared by every position."""
+
+    num_interests: int = 1
+    """M: interest vectors per user. 1 scores with the last position's output;
+    more adds attention pooling into M interests (see ``interest_mix``)."""
+
+    interest_mix: float = 0.0
+    """Knob in [0, 1] for M > 1: 0 ranks by the best interest's score (most
+    relevant), 1 subtracts each interest's top score first, so the list is
+    spread over all interests (more diverse)."""
+
+    text_model: Optional[str] = None
+    """Item text encoder. Null turns text features off, ``all-MiniLM-L6-v2``
+    reads the packaged model offline, and any other value is a Hugging Face
+    model folder or hub name. The title embeddings are projected to D and
+    added to the id embeddings."""
+
+    text_trainable: bool = False
+    """Fine-tune the text encoder; it then encodes every title at each
+    training step, which is slow on a CPU. False keeps cached, frozen embeddings."""
+
+    text_max_length: int = 32
+    """Tokens a title is truncated to."""
+
+    text_cache_dir: Optional[str] = "~/.cache/lightning_divrec/text"
+    """Folder of the cached title embeddings; null recomputes them every run."""
+
+
 MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
     "graphsage": GraphSAGEConfig,
     "popularity": PopularityConfig,
+    "attention": AttentionConfig,
 }
 """Schema of each ``model.name``."""
 

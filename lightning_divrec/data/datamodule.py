@@ -19,6 +19,7 @@ from lightning_divrec.data.cache import load_or_build
 from lightning_divrec.data.interactions import Interactions
 from lightning_divrec.data.prepare import build_prepared
 from lightning_divrec.data.sampling import NegativeSampler
+from lightning_divrec.data.sequences import SequenceData, build_sequence_data
 from lightning_divrec.data.sources.registry import source_files
 from lightning_divrec.data.splits import Split
 
@@ -164,6 +165,8 @@ class RecDataModule(L.LightningDataModule):
         self.interactions: Interactions | None = None
         self.split: Split | None = None
         self.loaded_from_cache = False
+        self.sequence_data: SequenceData | None = None
+        """Set by ``use_sequence_batches``; then training batches are item sequences."""
 
     def prepare_data(self) -> None:
         """Find the data (downloading it when allowed) and, with ``data.cache``, write the prepared dataset.
@@ -261,18 +264,31 @@ class RecDataModule(L.LightningDataModule):
                 "global batch %d = %d process(es) x %d accumulation step(s) x %d per process",
                 self.config.batch_size, world_size, accumulate, batch_size,
             )
+        dataset = self.train_dataset if self.sequence_data is None else self.sequence_data.train
         if world_size > 1:
-            sampler = DistributedSampler(self.train_dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
         else:
-            sampler = RandomSampler(self.train_dataset)
+            sampler = RandomSampler(dataset)
         return DataLoader(
-            self.train_dataset,
+            dataset,
             batch_size=batch_size,
             sampler=sampler,
             collate_fn=_keep_batch,
             num_workers=self.config.num_workers,
             persistent_workers=self.config.num_workers > 0,
         )
+
+    # ----- sequence batches (models that read histories as sequences) -----------------------
+
+    def use_sequence_batches(self, max_length: int, windows: str = "all") -> SequenceData:
+        """Switch ``train_dataloader`` to next-item windows of ``max_length`` and return the sequence data.
+
+        Called by a model from ``attach_data``, which runs after ``setup`` and
+        before Lightning requests the training loader. ``data.batch_size`` then
+        counts windows. See ``lightning_divrec.data.sequences``.
+        """
+        self.sequence_data = build_sequence_data(self.interactions, self.split, max_length, windows)
+        return self.sequence_data
 
     def _eval_dataloader(self, stage: str) -> DataLoader:
         rank, world_size = self._distributed()

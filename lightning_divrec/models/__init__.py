@@ -1,5 +1,6 @@
 """Recommenders: LightningModules over plain ``nn.Module`` components."""
 
+from lightning_divrec.models.attention import AttentionRankerModule
 from lightning_divrec.models.base import RankingModule
 from lightning_divrec.models.graphsage import GraphSAGEModule
 from lightning_divrec.models.popularity import PopularityModule
@@ -7,7 +8,8 @@ from lightning_divrec.models.popularity import PopularityModule
 MODELS: dict[str, type[RankingModule]] = {
     "graphsage": GraphSAGEModule,
     "popularity": PopularityModule,
+    "attention": AttentionRankerModule,
 }
 """Model classes by the ``model.name`` config value."""
 
-__all__ = ["MODELS", "GraphSAGEModule", "PopularityModule", "RankingModule"]
+__all__ = ["MODELS", "AttentionRankerModule", "GraphSAGEModule", "PopularityModule", "RankingModule"]
