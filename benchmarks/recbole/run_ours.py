@@ -188,42 +188,49 @@ def run_train(args) -> None:
     log.info("%s: test ndcg@10 %.4f in %.1f s", args.model, metrics["test"]["test/ndcg@10"], total_seconds)
 
 
-def run_score(args) -> None:
-    """Score RecBole's raw test scores with our suite, under our test masking, and write ``our_suite.json``."""
-    cfg = load_train_config(PROTOCOL + [f"data.split_seed={args.split_seed}"])
-    datamodule = RecDataModule(cfg.data, seed=0)
-    datamodule.setup("test")
-    data = datamodule.interactions
-    saved = np.load(args.scores)
-    scores = torch.from_numpy(saved["scores"]).float()  # [U_test, I] in RecBole's order
+def score_with_suite(datamodule, user_ids, item_ids, scores: torch.Tensor, ks, source: str = "scores") -> dict:
+    """Evaluate another framework's raw test scores with our suite and our test masking.
 
-    user_row = {int(user): row for row, user in enumerate(saved["users"])}
-    item_position = {int(item): column for column, item in enumerate(saved["items"])}
-    missing_items = [int(item) for item in data.item_ids if int(item) not in item_position]
-    if missing_items or len(item_position) != data.num_items:
+    Args:
+        datamodule: a set-up ``RecDataModule``; its ``test`` stage gives users,
+            targets and excluded items.
+        user_ids: [U_s] original user id of each score row (strings or ints).
+        item_ids: [I] original item id of each score column.
+        scores: [U_s, I] raw scores, before any masking.
+        ks: metric cut-offs.
+        source: name of the scores in error messages.
+
+    Returns:
+        ``{"test/<metric>@k": value}`` for every metric of the suite.
+    """
+    data = datamodule.interactions
+    user_row = {int(user): row for row, user in enumerate(user_ids)}
+    item_column = {int(item): column for column, item in enumerate(item_ids)}
+    missing_items = [int(item) for item in data.item_ids if int(item) not in item_column]
+    if missing_items or len(item_column) != data.num_items:
         raise ValueError(
-            f"{args.scores}: RecBole's catalogue has {len(item_position)} items and ours {data.num_items}; "
-            f"item ids only ours has: {missing_items[:10]}. Export the split again and rerun RecBole"
+            f"{source}: the scores cover {len(item_column)} items and our catalogue {data.num_items}; "
+            f"item ids missing from the scores: {missing_items[:10]}. Export the split again and rerun RecBole"
         )
-    columns = torch.tensor([item_position[int(item)] for item in data.item_ids])  # our item index -> RecBole column
+    columns = torch.tensor([item_column[int(item)] for item in data.item_ids])  # our item index -> score column
 
     stage = datamodule.stages["test"]
     suite = RankingMetricSuite(
-        cfg.eval.ks,
+        ks,
         data.num_items,
         item_categories=datamodule.item_categories,
         item_popularity=datamodule.item_popularity,
         num_users=datamodule.num_users,
         item_interactions=datamodule.item_interaction_counts,
     )
-    batch_size = cfg.data.eval_batch_size
+    batch_size = datamodule.config.eval_batch_size
     for start in range(0, len(stage.users), batch_size):
         users = stage.users[start : start + batch_size]
         missing_users = [int(data.user_ids[user]) for user in users if int(data.user_ids[user]) not in user_row]
         if missing_users:
-            raise ValueError(f"{args.scores}: no scores for test user id(s) {missing_users[:10]}")
+            raise ValueError(f"{source}: no scores for test user id(s) {missing_users[:10]}")
         rows = torch.tensor([user_row[int(data.user_ids[user])] for user in users])
-        batch_scores = scores[rows][:, columns].clone()  # [B, I] in our item order
+        batch_scores = scores[rows][:, columns].float()  # [B, I] in our item order, a copy
         history = torch.zeros_like(batch_scores, dtype=torch.bool)
         target = torch.zeros_like(batch_scores, dtype=torch.bool)
         exclude_rows, exclude_items = stage.exclude.gather(users)
@@ -232,7 +239,18 @@ def run_score(args) -> None:
         target[torch.from_numpy(target_rows), torch.from_numpy(target_items)] = True
         batch_scores.masked_fill_(history, float("-inf"))
         suite.update(batch_scores, target, history=history)
-    values = {f"test/{name}": float(value) for name, value in suite.compute().items()}
+    return {f"test/{name}": float(value) for name, value in suite.compute().items()}
+
+
+def run_score(args) -> None:
+    """Score RecBole's raw test scores with our suite, under our test masking, and write ``our_suite.json``."""
+    cfg = load_train_config(PROTOCOL + [f"data.split_seed={args.split_seed}"] + list(args.override))
+    datamodule = RecDataModule(cfg.data, seed=0)
+    datamodule.setup("test")
+    saved = np.load(args.scores)
+    values = score_with_suite(
+        datamodule, saved["users"], saved["items"], torch.from_numpy(saved["scores"]), cfg.eval.ks, str(args.scores)
+    )
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     write_json_atomic(output / "our_suite.json", {"scores": str(args.scores), "test": values})

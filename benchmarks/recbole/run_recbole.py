@@ -133,7 +133,7 @@ def run_split(args) -> None:
 
 
 def model_config(args) -> dict:
-    """Return the hyperparameters of ``args.model`` that differ from RecBole's defaults."""
+    """Return the hyperparameters of ``args.model`` and of ``args.protocol`` that differ from RecBole's defaults."""
     settings = {
         "epochs": args.epochs,
         "stopping_step": args.stopping_step,
@@ -145,10 +145,20 @@ def model_config(args) -> dict:
         "metrics": ["Recall", "NDCG", "Hit", "ItemCoverage", "GiniIndex", "ShannonEntropy"],
         "topk": [10],
         "valid_metric": "NDCG@10",
-        "benchmark_filename": ["train", "valid", "test"],
     }
+    if args.protocol == "ratio":
+        settings["benchmark_filename"] = ["train", "valid", "test"]
+    else:
+        # Leave-one-out by time on the whole file: RecBole's own split.
+        settings["eval_args"] = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
     if args.model == "LightGCN":
         settings["n_layers"] = args.layers
+    if args.model == "SASRec":
+        settings["hidden_size"] = args.embedding_size
+        settings["loss_type"] = "CE"
+        settings["train_neg_sample_args"] = None
+        settings["MAX_ITEM_LIST_LENGTH"] = 50
+        del settings["embedding_size"]
     return settings
 
 
@@ -214,12 +224,15 @@ def run_train(args) -> None:
         trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
         seconds = time_methods(trainer)
 
-        budget = args.time_budget
-        if budget is not None:
-            stop_after_budget(trainer, budget)
+        if args.time_budget is not None:
+            stop_after_budget(trainer, args.time_budget)
         began_fit = time.perf_counter()
-        best_valid_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        try:
+            trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        except BudgetSpent:
+            log.info("%s: training budget of %.0f s spent", args.model, args.time_budget)
         fit_seconds = time.perf_counter() - began_fit
+        best_valid = trainer.best_valid_result
         test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
         # The best weights are loaded now; time one more full test evaluation on its own.
         began_eval = time.perf_counter()
@@ -243,7 +256,9 @@ def run_train(args) -> None:
         "seconds_total": time.perf_counter() - began_total,
         "peak_rss_mib": peak_rss_mib(),
         "parameters": sum(parameter.numel() for parameter in model.parameters()),
-        "config": {key: config[key] for key in model_config(args) if key != "benchmark_filename"},
+        "protocol": args.protocol,
+        "time_budget_seconds": args.time_budget,
+        "config": {key: config[key] for key in model_config(args) if key not in ("benchmark_filename", "eval_args")},
         "patches": PATCHES,
         "versions": versions(),
         "threads": torch.get_num_threads(),
@@ -252,17 +267,24 @@ def run_train(args) -> None:
     log.info("%s: test %s, %d epochs", args.model, result["recbole_test"], len(train_epochs))
 
 
+class BudgetSpent(Exception):
+    """Raised at the start of an epoch once the training time budget is spent."""
+
+
 def stop_after_budget(trainer, seconds: float) -> None:
-    """Make ``trainer.fit`` stop after the epoch in which ``seconds`` of training time have passed."""
+    """Make ``trainer.fit`` raise ``BudgetSpent`` before the first epoch that starts after ``seconds`` of training.
+
+    The epoch before it has been validated, so RecBole's saved best model is complete.
+    """
     original = trainer._train_epoch
     spent = {"seconds": 0.0}
 
     def limited(*positional, **keywords):
+        if spent["seconds"] >= seconds:
+            raise BudgetSpent
         began = time.perf_counter()
         result = original(*positional, **keywords)
         spent["seconds"] += time.perf_counter() - began
-        if spent["seconds"] >= seconds:
-            trainer.epochs = positional[1] + 1 if len(positional) > 1 else keywords["epoch_idx"] + 1
         return result
 
     trainer._train_epoch = limited
@@ -289,7 +311,11 @@ def main() -> None:
     parser.add_argument("command", choices=["train", "split"])
     parser.add_argument("--data-dir", required=True, help=f"folder that contains {DATASET}/")
     parser.add_argument("--output", required=True, help="folder for result.json and test_scores.npz")
-    parser.add_argument("--model", default="BPR", help="RecBole model class name: BPR, LightGCN")
+    parser.add_argument("--model", default="BPR", help="RecBole model class name: BPR, LightGCN, SASRec")
+    parser.add_argument(
+        "--protocol", default="ratio", choices=["ratio", "loo"],
+        help="ratio: the exported 8:1:1 part files; loo: RecBole's leave-one-out by time on the whole file",
+    )
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--epochs", type=int, default=300, help="maximum training epochs")
     parser.add_argument("--stopping-step", type=int, default=10, help="early stopping patience in epochs")
@@ -307,6 +333,11 @@ def main() -> None:
     args = parser.parse_args()
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args.data_dir = str(Path(args.data_dir).resolve())
+    args.output = str(Path(args.output).resolve())
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    # RecBole writes log/ and log_tensorboard/ into the working directory.
+    os.chdir(args.output)
     apply_patches()
     if args.command == "split":
         run_split(args)
