@@ -155,6 +155,8 @@ def test_ratios_and_targets():
     assert evaluation["value"] == pytest.approx(0.3)
     assert evaluation["met"] is False
     assert rows["scoring speed of bpr-mf / bare matrix product"]["met"] is True
+    assert epoch["factor_beyond_target"] == pytest.approx(0.25 / 0.5)
+    assert evaluation["factor_beyond_target"] == pytest.approx(0.3 / 0.2)
     assert not any("graphsage" in measure for measure in rows)
 
 

@@ -12,7 +12,7 @@ through its ``benchmark_filename`` setting, so both frameworks train and test
 on the same interactions.
 
 ``compare_splits`` checks, part by part, whether RecBole's own split (written
-by ``run_recbole.py split``) holds the same (user, item) pairs as ours. With
+by ``run_recbole.py split``) contains the same (user, item) pairs as ours. With
 ``--compare`` the report covers our split and also our split rule fed with
 RecBole's shuffle (``torch.manual_seed(seed)`` then ``torch.randperm``).
 """

@@ -66,31 +66,47 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 class EpochTimes:
     """Wall times of the epochs of one run, filled in by the hooks of ``timed_class``."""
 
-    def __init__(self):
+    def __init__(self, train_budget: float | None = None):
         self.train: list[float] = []
         self.val: list[float] = []
         self.test: list[float] = []
         self.started: dict[str, float] = {}
+        self.training = False
+        self.train_budget = train_budget
+        """Seconds of training after which the run stops at the end of an epoch; None for no limit."""
         self.model = None
 
 
 def timed_class(base: type, times: EpochTimes) -> type:
-    """Return a subclass of the model class ``base`` whose epoch hooks record wall times in ``times``."""
+    """Return a subclass of the model class ``base`` whose epoch hooks record wall times in ``times``.
+
+    Lightning calls ``on_train_epoch_end`` after the epoch's validation, so a
+    training epoch ends at the start of its validation when there is one.
+    """
 
     class Timed(base):
         def __init__(self, *positional, **keywords):
             super().__init__(*positional, **keywords)
             times.model = self
 
+        def _end_training_epoch(self):
+            if times.training:
+                times.train.append(time.perf_counter() - times.started["train"])
+                times.training = False
+                if times.train_budget is not None and sum(times.train) >= times.train_budget:
+                    self.trainer.should_stop = True
+
         def on_train_epoch_start(self):
             times.started["train"] = time.perf_counter()
+            times.training = True
             super().on_train_epoch_start()
 
         def on_train_epoch_end(self):
             super().on_train_epoch_end()
-            times.train.append(time.perf_counter() - times.started["train"])
+            self._end_training_epoch()
 
         def on_validation_epoch_start(self):
+            self._end_training_epoch()
             times.started["val"] = time.perf_counter()
             super().on_validation_epoch_start()
 
@@ -155,7 +171,7 @@ def run_train(args) -> None:
         + list(args.override)
     )
     cfg = load_train_config(overrides)
-    times = EpochTimes()
+    times = EpochTimes(args.train_budget)
     name = cfg.model.name
     original = MODELS[name]
     MODELS[name] = timed_class(original, times)
@@ -178,6 +194,7 @@ def run_train(args) -> None:
         "seconds_per_valid_epoch": float(np.median(times.val)) if times.val else None,
         "seconds_full_test_evaluation": times.test[-1] if times.test else None,
         "seconds_total": total_seconds,
+        "train_budget_seconds": args.train_budget,
         "peak_rss_mib": peak_rss_mib(),
         "parameters": sum(parameter.numel() for parameter in times.model.parameters()),
         "scoring": throughput,
@@ -267,6 +284,10 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=2020, help="data.split_seed of the exported split")
     parser.add_argument("--override", action="append", default=[], help="extra config override key=value, repeatable")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--train-budget", type=float, default=None,
+        help="stop after the epoch in which this many seconds of training (validation excluded) have passed",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads is not None:

@@ -10,10 +10,10 @@ never in the project's own environment:
 
 ``train`` reads ``<data-dir>/ml-100k-divrec/ml-100k-divrec.{train,valid,test}.inter`` through
 RecBole's ``benchmark_filename``, so RecBole trains on the split that our side
-exported. It writes ``<output>/result.json`` (RecBole's own test metrics,
-epoch and evaluation times, peak RSS) and ``<output>/test_scores.npz``: the raw
-scores [U_test, I] of every test user for every item, with the original user
-and item ids, so that our metric suite can score RecBole's rankings.
+exported. It writes ``<output>/result.json`` with RecBole's own test metrics,
+epoch and evaluation times and peak RSS. It also writes
+``<output>/test_scores.npz``, the raw scores [U_test, I] of every test user for
+every item with the original user and item ids, which our metric suite scores.
 
 ``split`` loads ``<data-dir>/ml-100k-divrec/ml-100k-divrec.inter`` with RecBole's random
 8:1:1 split per user and writes the three parts as ``user<TAB>item`` files.
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import os
 
-# RecBole reloads its own best checkpoint with torch.load, which holds
-# non-tensor objects (its Config). torch 2.6 and later load with
-# weights_only=True by default and reject them; this variable restores the
-# old default for this process only. It must be set before torch is imported.
+# RecBole reloads its own best checkpoint with torch.load, and the checkpoint
+# contains non-tensor objects (its Config). torch 2.6 and later load with
+# weights_only=True by default and reject them. This variable restores the
+# old default for this process only, and must be set before torch is imported.
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import argparse  # noqa: E402
@@ -319,7 +319,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2020)
     parser.add_argument("--epochs", type=int, default=300, help="maximum training epochs")
     parser.add_argument("--stopping-step", type=int, default=10, help="early stopping patience in epochs")
-    parser.add_argument("--time-budget", type=float, default=None, help="stop after this many seconds of training")
+    parser.add_argument(
+        "--time-budget", type=float, default=None,
+        help="stop before the first epoch that would start after this many seconds of training (validation excluded)",
+    )
     parser.add_argument("--train-batch-size", type=int, default=2048)
     parser.add_argument(
         "--eval-batch-size", type=int, default=256 * 1683,
