@@ -238,10 +238,12 @@ def run_train(args) -> None:
         began_eval = time.perf_counter()
         trainer.evaluate(test_data, load_best_model=False, show_progress=False)
         eval_seconds = time.perf_counter() - began_eval
-        user_ids, item_ids, scores = test_scores(model, test_data, 256)
-
-    np.savez(output / "test_scores.tmp.npz", users=user_ids, items=item_ids, scores=scores)
-    (output / "test_scores.tmp.npz").replace(output / "test_scores.npz")
+        if args.protocol == "ratio":
+            # NOTE: sequential models score from item sequences, not user ids, so
+            # their raw scores are not written and only RecBole's own metrics exist.
+            user_ids, item_ids, scores = test_scores(model, test_data, 256)
+            np.savez(output / "test_scores.tmp.npz", users=user_ids, items=item_ids, scores=scores)
+            (output / "test_scores.tmp.npz").replace(output / "test_scores.npz")
     train_epochs = seconds["train_epoch"]
     result = {
         "model": args.model,
