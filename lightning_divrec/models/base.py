@@ -51,6 +51,11 @@ class RankingModule(L.LightningModule):
         self.results: dict[str, dict[str, float]] = {}
         """Last computed metrics per stage in full float64 precision (logged values are float32)."""
 
+    @classmethod
+    def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> RankingModule:
+        """Build the model for the data in ``datamodule`` (after its ``setup``); override to read more sizes from it."""
+        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config=run_config)
+
     # ----- wiring to the data module ---------------------------------------------------------
 
     def setup(self, stage: str) -> None:
@@ -85,6 +90,17 @@ class RankingModule(L.LightningModule):
 
     def attach_data(self, datamodule) -> None:
         """Take what the model needs from the data module (graph, counts); override as needed."""
+
+    def learning_rate(self) -> float:
+        """Return ``model.lr`` scaled to the global batch by ``model.lr_scaling``."""
+        rule = self.model_config.get("lr_scaling", "none")
+        if rule == "none":
+            return self.model_config["lr"]
+        batch = (self.hparams.get("run_config") or {}).get("data", {}).get("batch_size")
+        if batch is None:
+            raise ValueError("model.lr_scaling needs the run configuration's data.batch_size")
+        ratio = batch / self.model_config.get("lr_reference_batch", 2048)
+        return self.model_config["lr"] * (ratio if rule == "linear" else ratio**0.5)
 
     # ----- scoring -----------------------------------------------------------------------------
 
