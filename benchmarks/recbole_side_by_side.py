@@ -15,8 +15,9 @@ Steps, each model in its own process so that its peak RSS is its own:
    (``benchmarks/recbole/run_ours.py score``), so every metric has one definition.
 3. Our GraphSAGE, BPR-MF (GraphSAGE with no layers) and popularity
    (``benchmarks/recbole/run_ours.py train``).
-4. With ``--sasrec``: RecBole's SASRec under leave-one-out by time, and our
-   attention ranker when ``model=attention`` is registered.
+4. With ``--sasrec``: RecBole's SASRec under leave-one-out by time. Our
+   attention ranker is reported as not yet run, and as not yet available
+   while ``model=attention`` is not registered.
 
 Writes ``<work-dir>/side_by_side.json`` and ``<work-dir>/side_by_side.md``.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import shlex
 import subprocess
@@ -267,6 +269,21 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def describe_machine() -> str:
+    """Return the CPU model, core count, memory and Python version, read from /proc where it exists."""
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    memory = ""
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        total_kib = int(meminfo.read_text().split("MemTotal:")[1].split()[0])
+        memory = f", {total_kib / 2**20:.0f} GiB memory"
+    return f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}"
+
+
 def write_atomic(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text)
@@ -318,7 +335,7 @@ def main() -> None:
     data, split = export_split(work / "data", args.split_seed)
     report: dict = {
         "command": shlex.join(["python", *sys.argv]),
-        "machine": f"{platform.machine()}, {platform.processor() or 'unknown CPU'}, Python {platform.python_version()}",
+        "machine": describe_machine(),
         "results": {},
     }
     if not args.skip_split_check:
