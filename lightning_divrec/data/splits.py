@@ -44,16 +44,26 @@ def leave_one_out(data: Interactions) -> Split:
     )
 
 
-def random_ratio_split(data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
+def random_ratio_split(
+    data: Interactions, ratios=(0.8, 0.1, 0.1), seed: int = 2020, permutation: np.ndarray | None = None
+) -> Split:
     """Shuffle all interactions, then split each user's interactions by ``ratios``.
+
+    ``permutation`` [N], when given, replaces the shuffle drawn from ``seed``.
+    RecBole 1.2.1 shuffles with ``torch.manual_seed(seed)`` followed by
+    ``torch.randperm(N)``; passing that permutation reproduces its split.
 
     The part sizes follow RecBole 1.2.1 (``Dataset._calcu_split_ids``): each
     of the validation and test parts gets ``floor(ratio * n)``; training gets
     the rest. A part whose share is between 0 and 1 interaction still gets one,
     test first, as long as training keeps more than one.
     """
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(len(data))
+    if permutation is None:
+        shuffled = np.random.default_rng(seed).permutation(len(data))
+    else:
+        shuffled = np.asarray(permutation, dtype=np.int64)
+        if shuffled.shape != (len(data),) or not np.array_equal(np.sort(shuffled), np.arange(len(data))):
+            raise ValueError(f"permutation must hold each of 0..{len(data) - 1} exactly once")
     order = shuffled[np.argsort(data.user[shuffled], kind="stable")]
     return _split_ordered(order, data.user[order], ratios)
 
