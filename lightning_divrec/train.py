@@ -18,12 +18,14 @@ from lightning_divrec.data.datamodule import per_device_batch_size
 from lightning_divrec.models import MODELS
 from lightning_divrec.training.run_dir import (
     RUN_DIR_ENV,
+    is_global_rank_zero,
     remove_if_incomplete,
     resolve_run_dir,
     timestamp,
     write_json_atomic,
     write_text_atomic,
 )
+from lightning_divrec.training.slurm_env import layout_from_env, layout_problems, slurm_job_tag
 from lightning_divrec.training.trainer import build_loggers, build_trainer
 
 log = logging.getLogger(__name__)
@@ -52,31 +54,22 @@ def train(cfg: DictConfig | dict) -> dict:
     container = OmegaConf.to_container(cfg, resolve=True)
     model = MODELS[cfg.model.name].from_datamodule(datamodule, container["model"], container["eval"]["ks"], run_config=container)
 
-    resume_from, wandb_id = None, None
-    if cfg.resume is not None:
-        run_dir, resume_from, wandb_id = _resume_target(cfg)
-        creates_run_dir = False
-        if RUN_DIR_ENV not in os.environ:
-            os.environ[RUN_DIR_ENV] = str(run_dir)
-            launching_resume = True
-        else:
-            launching_resume = False
-    else:
-        launching_resume = False
-        run_dir, creates_run_dir = resolve_run_dir(
-            cfg.output_dir, cfg.run_name, f"{cfg.model.name}-{cfg.data.name}-{timestamp()}"
-        )
+    run_dir, creates_run_dir, resume_from, wandb_id = _run_target(cfg)
+    # Lightning starts extra DDP processes by running the command again; they
+    # find this run folder through the variable instead of naming their own.
+    sets_run_dir_env = RUN_DIR_ENV not in os.environ
     loggers = []
     try:
         if creates_run_dir:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        if sets_run_dir_env:
             os.environ[RUN_DIR_ENV] = str(run_dir)
         csv_version = f"resumed-{timestamp()}" if resume_from else ""
         loggers = build_loggers(cfg, run_dir, resume_wandb_id=wandb_id, csv_version=csv_version)
         for logger in loggers:
             logger.log_hyperparams(container)
-            if (creates_run_dir or launching_resume) and isinstance(logger, WandbLogger):
+            if sets_run_dir_env and is_global_rank_zero() and isinstance(logger, WandbLogger):
                 # Kept so that a resumed or requeued run can continue the same W&B run.
                 write_text_atomic(run_dir / "wandb_run_id", logger.experiment.id + "\n")
         trainer, checkpoint = build_trainer(cfg, run_dir, loggers)
@@ -111,23 +104,52 @@ def train(cfg: DictConfig | dict) -> dict:
         raise
     finally:
         _close_loggers(loggers)
-        if creates_run_dir or launching_resume:
+        if sets_run_dir_env:
             os.environ.pop(RUN_DIR_ENV, None)
 
 
-def _resume_target(cfg: DictConfig) -> tuple[Path, str, str | None]:
-    """Return the run folder, checkpoint and W&B run id that ``resume`` names; raise naming what is missing."""
-    if cfg.run_name is None:
-        raise ValueError("resume needs run_name=<the run folder to continue>")
-    run_dir = Path(cfg.output_dir).expanduser() / cfg.run_name
+def _run_target(cfg: DictConfig) -> tuple[Path, bool, str | None, str | None]:
+    """Return the run folder, whether this process creates it, the checkpoint to resume from and the W&B id to continue.
+
+    ``resume=auto`` resumes when the folder contains ``checkpoints/last.ckpt``
+    and otherwise starts a new run in it, continuing the W&B run of an earlier
+    attempt that was stopped before its first checkpoint.
+    """
+    if cfg.resume is None:
+        run_dir, creates_run_dir = resolve_run_dir(
+            cfg.output_dir, cfg.run_name, f"{cfg.model.name}-{cfg.data.name}-{timestamp()}"
+        )
+        return run_dir, creates_run_dir, None, None
+
+    run_dir = Path(cfg.output_dir).expanduser() / _resume_run_name(cfg)
+    id_file = run_dir / "wandb_run_id"
+    wandb_id = id_file.read_text().strip() if id_file.is_file() else None
+    if cfg.resume == "auto":
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        if checkpoint.is_file():
+            log.info("resume=auto: continuing %s from %s", run_dir, checkpoint)
+            return run_dir, False, str(checkpoint), wandb_id
+        log.info("resume=auto: no checkpoint in %s; starting the run there", run_dir)
+        creates_run_dir = RUN_DIR_ENV not in os.environ and is_global_rank_zero()
+        return run_dir, creates_run_dir, None, wandb_id
+
     if not run_dir.is_dir():
         raise FileNotFoundError(f"resume: run folder {run_dir} not found; check output_dir and run_name")
     checkpoint = run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume).expanduser()
     if not checkpoint.is_file():
         raise FileNotFoundError(f"resume={cfg.resume}: checkpoint {checkpoint} not found")
-    id_file = run_dir / "wandb_run_id"
-    wandb_id = id_file.read_text().strip() if id_file.is_file() else None
-    return run_dir, str(checkpoint), wandb_id
+    return run_dir, False, str(checkpoint), wandb_id
+
+
+def _resume_run_name(cfg: DictConfig) -> str:
+    """Return ``run_name``, or under ``resume=auto`` in a Slurm job the name that the job id gives."""
+    if cfg.run_name is not None:
+        return cfg.run_name
+    job_tag = slurm_job_tag()
+    if cfg.resume == "auto" and job_tag:
+        # The same name as resolve_run_dir gives a new run of this Slurm job.
+        return f"{cfg.model.name}-{cfg.data.name}-{job_tag}"
+    raise ValueError(f"resume={cfg.resume} needs run_name=<the run folder to continue>")
 
 
 def _check_run_options(cfg: DictConfig) -> None:
@@ -143,13 +165,10 @@ def _check_run_options(cfg: DictConfig) -> None:
         per_device_batch_size(cfg.data.batch_size, world_size, cfg.trainer.accumulate_grad_batches)
     except ValueError as error:
         problems.append(str(error))
-    slurm_tasks = os.environ.get("SLURM_NTASKS")
-    if slurm_tasks and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive") and int(slurm_tasks) != world_size:
+    layout = layout_from_env()
+    if layout is not None:
         # Lightning would wait for processes that Slurm never starts.
-        problems.append(
-            f"Slurm started {slurm_tasks} task(s) but trainer.devices x trainer.num_nodes = {world_size}; "
-            "make --ntasks-per-node equal trainer.devices and --nodes equal trainer.num_nodes"
-        )
+        problems.extend(layout_problems(layout, cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.accelerator))
     if "spawn" in cfg.trainer.strategy:
         # Spawned workers return only logged float32 metrics to the parent,
         # not the float64 results that metrics.json is written from.

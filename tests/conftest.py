@@ -1,9 +1,12 @@
 """Shared fixtures. Test tiers are chosen by marker:
 
-    pytest -m "not gpu and not slurm"    everything this CPU machine can run (what CI runs)
-    pytest -m "not slow and not distributed"   the quick unit tier, under a minute
+    pytest -m "not gpu"                  everything a CPU machine can run (what CI runs)
+    pytest -m "not slow and not distributed and not slurm"   the quick unit tier
     pytest -m distributed                real multi-process gloo runs
     pytest -m slow                       full MovieLens-100K training and quality checks
+    pytest -m slurm                      jobs on a local Slurm cluster (start it with
+                                         `sudo bash .ci/slurm-cluster.sh`); skipped
+                                         without one, failed without one when CI is set
 
 Tests build their data in code or read the MovieLens-100K copy that the
 ``recbole`` wheel ships; they never download.

@@ -1,5 +1,6 @@
 """Negative sampling: never a training positive, uniform over the rest."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +60,79 @@ def test_per_device_batch_rule():
         per_device_batch_size(2048, 3, 1)
     with pytest.raises(ValueError, match="multiple of processes"):
         per_device_batch_size(2, 4, 1)
+
+
+def _c08_weights(alpha: float) -> torch.Tensor:
+    # Training interactions per item in ``_sampler``: item 0: 2, item 1: 99, item 2: 2, item 3: 1.
+    return torch.tensor([2.0, 99.0, 2.0, 1.0]) ** alpha
+
+
+def _weighted_sampler(alpha: float) -> NegativeSampler:
+    users = [0, 0, 0, 1] + list(range(2, 100)) + [100, 101]
+    items = [0, 1, 2, 0] + [1] * 98 + [2, 3]
+    return NegativeSampler(torch.tensor(users), torch.tensor(items), num_items=4, item_weights=_c08_weights(alpha))
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_popularity_negatives_follow_weights(alpha):
+    sampler = _weighted_sampler(alpha)
+    draws = sampler.sample(torch.ones(100_000, dtype=torch.long), generator=torch.Generator().manual_seed(2))
+    counts = torch.bincount(draws, minlength=4).double()
+    assert counts[0] == 0  # user 1's only positive
+    weights = _c08_weights(alpha)[1:]
+    expected = weights / weights.sum()
+    for item in (1, 2, 3):
+        p = float(expected[item - 1])
+        sd = (p * (1 - p) / 100_000) ** 0.5
+        assert abs(float(counts[item]) / 100_000 - p) <= 4 * sd, (alpha, counts.tolist(), expected.tolist())
+
+
+def test_popularity_negatives_exclude_all_positives():
+    sampler = _weighted_sampler(1.0)
+    draws = sampler.sample(torch.zeros(10_000, dtype=torch.long), generator=torch.Generator().manual_seed(3))
+    assert torch.all(draws == 3)
+
+
+def test_popularity_zero_alpha_is_uniform():
+    sampler = _weighted_sampler(0.0)
+    draws = sampler.sample(torch.ones(10_000, dtype=torch.long), generator=torch.Generator().manual_seed(1))
+    counts = torch.bincount(draws, minlength=4)
+    for item in (1, 2, 3):
+        assert abs(int(counts[item]) - 3333) <= 150, counts.tolist()
+
+
+def test_weighted_saturated_user_named():
+    # Item 2 has weight 0, so user 0 with positives {0, 1} has nothing left to draw.
+    with pytest.raises(ValueError, match=r"user index 0 has interacted with all 2 items of positive weight \(user id 'ann'\)"):
+        NegativeSampler(
+            torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0]), num_items=3,
+            item_weights=torch.tensor([1.0, 1.0, 0.0]), user_ids=np.array(["ann", "bob"]),
+        )
+
+
+def test_weighted_nearly_saturated_terminates():
+    users = torch.zeros(998, dtype=torch.long)
+    items = torch.arange(2, 1000)
+    weights = torch.ones(1000)
+    weights[0] = 3.0
+    sampler = NegativeSampler(users, items, num_items=1000, max_rounds=2, item_weights=weights)
+    draws = sampler.sample(torch.zeros(4000, dtype=torch.long), generator=torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) == {0, 1}
+    # Item 0 has 3 times the weight of item 1: P(0) = 3/4 (4000 draws, sd ~ 27).
+    assert abs(int((draws == 0).sum()) - 3000) <= 110
+
+
+def test_datamodule_popularity_negatives(tiny_ml100k):
+    from omegaconf import OmegaConf
+
+    from lightning_divrec.config import DataConfig
+    from lightning_divrec.data import RecDataModule
+
+    module = RecDataModule(OmegaConf.structured(DataConfig(path=str(tiny_ml100k), negative_sampling="popularity")))
+    module.setup("fit")
+    torch.manual_seed(0)
+    batch = module.train_dataset.__getitems__(list(range(len(module.train_dataset))))
+    history = set(zip(module.train_edges[0].tolist(), module.train_edges[1].tolist()))
+    assert all((user, item) not in history for user, item in zip(batch["users"].tolist(), batch["negatives"].tolist()))
+    counts = module.item_interaction_counts
+    assert torch.all(counts[batch["negatives"]] > 0)

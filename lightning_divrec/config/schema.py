@@ -14,31 +14,170 @@ from lightning_divrec.config.model_schemas import MODEL_SCHEMAS, GraphSAGEConfig
 
 
 @dataclass
+class TabularConfig:
+    """Files and column names of ``data.name=tabular`` (CSV, TSV, Parquet or JSONL)."""
+
+    interactions_file: str = "interactions.csv"
+    """Interaction file, relative to ``data.path`` unless absolute."""
+
+    items_file: Optional[str] = None
+    """Optional item-feature file (same formats), relative to ``data.path``."""
+
+    format: Optional[Literal["csv", "tsv", "parquet", "jsonl"]] = None
+    """File format of both files; null infers it from each file's suffix
+    (``.csv``, ``.tsv``/``.tab``, ``.parquet``/``.pq``, ``.jsonl``/``.json``)."""
+
+    user: str = "user_id"
+    """Interaction column with the user id (integers or strings)."""
+
+    item: str = "item_id"
+    """Interaction column with the item id (integers or strings)."""
+
+    rating: Optional[str] = "rating"
+    """Interaction column with the rating; null gives every interaction rating 1."""
+
+    timestamp: Optional[str] = "timestamp"
+    """Interaction column with the Unix time in seconds; null uses the row
+    number as the time, so time-ordered splits follow the file order."""
+
+    item_id: str = "item_id"
+    """Item-file column with the item id, matched against ``item``."""
+
+    title: Optional[str] = "title"
+    """Item-file column with the item text; null leaves every text empty."""
+
+    categories: Optional[str] = "categories"
+    """Item-file column with the categories: a list, or a string split on
+    ``category_separator``; null gives no categories."""
+
+    category_separator: str = "|"
+    """Separator of categories stored as one string."""
+
+
+@dataclass
+class AmazonConfig:
+    """Files of ``data.name=amazon-2023`` (Amazon Reviews 2023, McAuley Lab)."""
+
+    reviews: str = "reviews.jsonl"
+    """Review file (JSONL or Parquet) with ``user_id``, ``parent_asin``,
+    ``rating`` and ``timestamp`` (milliseconds), relative to ``data.path``."""
+
+    metadata: Optional[str] = "meta.jsonl"
+    """Item metadata file (JSONL or Parquet) with ``parent_asin``, ``title``,
+    ``main_category`` and ``categories``; null reads no item features."""
+
+    category: Optional[str] = None
+    """Hub subset such as ``All_Beauty``, loaded from the Hugging Face hub
+    only when ``data.download=true`` and the local files are missing."""
+
+
+@dataclass
+class SyntheticConfig:
+    """Size and shape of ``data.name=synthetic``."""
+
+    num_users: int = 1000
+    """Users U; every user gets at least one interaction."""
+
+    num_items: int = 500
+    """Items I; item popularity follows a power law over a shuffled item order."""
+
+    num_interactions: int = 20000
+    """Interactions N before preprocessing (repeated user-item pairs included)."""
+
+    num_categories: int = 20
+    """Categories C; each item gets 1 to 3 of them."""
+
+    popularity_exponent: float = 1.0
+    """Exponent a of the item popularity: the r-th most popular item is drawn
+    with probability proportional to r^-a."""
+
+    seed: int = 0
+    """Seed of the generator; equal configs give identical data."""
+
+
+@dataclass
 class DataConfig:
-    name: Literal["ml-100k"] = "ml-100k"
-    """Dataset to load. Only MovieLens-100K is built in so far."""
+    name: Literal[
+        "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-32m", "recbole", "tabular", "amazon-2023", "synthetic"
+    ] = "ml-100k"
+    """Source reader: a MovieLens size, RecBole atomic files, generic tables
+    (``data.tabular``), Amazon Reviews 2023 (``data.amazon``) or the generator
+    (``data.synthetic``)."""
 
     path: Optional[str] = None
-    """Folder with the dataset files: original ``u.data`` and ``u.item``, or
-    RecBole atomic ``ml-100k.inter`` and ``ml-100k.item``. When null, the
-    copy shipped in the ``recbole`` wheel is used, then the download cache."""
+    """Folder with the dataset files. ``ml-100k``: ``u.data`` and ``u.item``,
+    or RecBole atomic ``ml-100k.inter`` and ``ml-100k.item``; when null, the
+    copy shipped in the ``recbole`` wheel is used, then the download cache.
+    ``ml-1m``/``ml-10m``: ``ratings.dat`` and ``movies.dat``. ``ml-20m`` to
+    ``ml-32m``: ``ratings.csv`` and ``movies.csv``. ``recbole``: one
+    ``*.inter`` file and at most one ``*.item`` file. ``tabular`` and
+    ``amazon-2023``: the folder that the file names in ``data.tabular`` and
+    ``data.amazon`` are relative to (the working directory when null for
+    ``tabular``). ``synthetic`` reads no files."""
 
     download: bool = False
     """Download the GroupLens zip (checksum verified) when no local copy is
     found. Off by default so that runs never touch the network silently."""
 
     cache_dir: str = "~/.cache/lightning_divrec"
-    """Folder for downloaded archives."""
+    """Folder for downloaded archives and, with ``data.cache``, prepared datasets."""
+
+    cache: bool = False
+    """Write the preprocessed and split dataset once under ``cache_dir/prepared``
+    and read it back in later runs and on every DDP process."""
+
+    tabular: TabularConfig = field(default_factory=TabularConfig)
+    """Files and columns of ``data.name=tabular``."""
+
+    amazon: AmazonConfig = field(default_factory=AmazonConfig)
+    """Files of ``data.name=amazon-2023``."""
+
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    """Size of ``data.name=synthetic``."""
 
     rating_threshold: Optional[float] = None
     """Keep only interactions with rating >= this value; null keeps all."""
 
-    split: Literal["loo", "random_811"] = "loo"
+    duplicates: Literal["keep", "first", "last", "drop"] = "keep"
+    """Repeated (user, item) pairs: ``keep`` every row, keep the ``first`` or
+    ``last`` by time (ties by file order), or ``drop`` every row of a repeated pair."""
+
+    min_user_interactions: int = 0
+    """k-core: repeatedly remove users with fewer interactions than this
+    (and items below ``min_item_interactions``) until none is left; 0 keeps all."""
+
+    min_item_interactions: int = 0
+    """k-core threshold of items, applied together with ``min_user_interactions``."""
+
+    split: Literal["loo", "random_811", "ratio_time", "ratio_random", "time_cut"] = "loo"
     """``loo``: per user by time, the last interaction is test and the second
-    to last validation. ``random_811``: RecBole's random order 8:1:1 per user."""
+    to last validation. ``random_811``: RecBole's random order 8:1:1 per user.
+    ``ratio_time`` and ``ratio_random``: each user's interactions, ordered by
+    time or shuffled, split by ``split_ratios``. ``time_cut``: one global cut
+    by time (``split_cut_times``, or the quantiles of ``split_ratios``)."""
 
     split_seed: int = 2020
-    """Seed of the shuffle used by ``random_811``."""
+    """Seed of the shuffle used by ``random_811`` and ``ratio_random``."""
+
+    split_ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    """Train, validation and test shares of ``ratio_time``, ``ratio_random`` and ``time_cut``."""
+
+    split_cut_times: Optional[list[int]] = None
+    """``time_cut`` only: Unix times [t_valid, t_test]; interactions before
+    t_valid train, before t_test validate, the rest test. Null derives both
+    from ``split_ratios``."""
+
+    cold_users: Literal["error", "drop"] = "error"
+    """A user with validation or test interactions but none in training:
+    ``error`` stops with the user's id, ``drop`` removes those held-out interactions."""
+
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    """Distribution of training negatives over the user's non-positive items:
+    uniform, or proportional to (training interactions of the item)^``negative_alpha``."""
+
+    negative_alpha: float = 0.75
+    """Exponent of popularity negative sampling; 0 gives every item weight 1 (uniform sampling),
+    and with alpha > 0 items without training interactions are never drawn."""
 
     batch_size: int = 2048
     """Global batch: training triples (user, positive, negative) per optimizer
@@ -169,7 +308,10 @@ class TrainConfig:
     resume: Optional[str] = None
     """``last`` continues the run ``run_name`` from its ``checkpoints/last.ckpt``
     (model, optimizer, epoch) and its W&B run; a path continues from that
-    checkpoint instead. The run folder must exist."""
+    checkpoint instead. The run folder must exist. ``auto`` resumes like
+    ``last`` when ``checkpoints/last.ckpt`` exists and starts the run
+    otherwise; in a Slurm job it needs no ``run_name``, because the job id
+    names the folder (so a requeued job finds it again)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=GraphSAGEConfig)

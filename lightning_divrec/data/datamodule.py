@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
 
-from lightning_divrec.data.interactions import Interactions, build_interactions
+from lightning_divrec.data.cache import load_or_build
+from lightning_divrec.data.interactions import Interactions
+from lightning_divrec.data.prepare import build_prepared
 from lightning_divrec.data.sampling import NegativeSampler
 from lightning_divrec.data.sequences import SequenceData, build_sequence_data
-from lightning_divrec.data.sources.common import DataFormatError
-from lightning_divrec.data.sources.ml100k import locate_ml100k
-from lightning_divrec.data.splits import Split, leave_one_out, random_ratio_split
+from lightning_divrec.data.sources.registry import source_files
+from lightning_divrec.data.splits import Split
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ class RecDataModule(L.LightningDataModule):
     ``item_interaction_counts`` ([I] training interactions per item),
     ``item_categories`` ([I, C] bool), ``interactions`` with the original ids,
     and ``stages``: the users, targets and exclusions of ``val`` and ``test``.
+    ``loaded_from_cache`` is True when ``setup`` read a prepared dataset
+    written by an earlier run or by ``prepare_data``.
 
     Args:
         config: the ``data`` group (``lightning_divrec.config.DataConfig``).
@@ -161,33 +164,31 @@ class RecDataModule(L.LightningDataModule):
         self.seed = seed
         self.interactions: Interactions | None = None
         self.split: Split | None = None
+        self.loaded_from_cache = False
         self.sequence_data: SequenceData | None = None
         """Set by ``use_sequence_batches``; then training batches are item sequences."""
 
     def prepare_data(self) -> None:
-        """Find the data, downloading it on this one process when allowed."""
-        locate_ml100k(self.config.path, self.config.download, self.config.cache_dir)
+        """Find the data (downloading it when allowed) and, with ``data.cache``, write the prepared dataset.
+
+        Lightning calls this on one process per node before ``setup`` runs on
+        every process, so the cache entry is built once and read by all.
+        """
+        source_files(self.config, download=True)
+        if self.config.cache:
+            load_or_build(self.config)
 
     def setup(self, stage: str | None = None) -> None:
         if self.interactions is not None:
             return
-        files = locate_ml100k(self.config.path, False, self.config.cache_dir)
-        ratings, items = files.read()
-        data = build_interactions(ratings, items, str(files.ratings), self.config.rating_threshold)
-        if self.config.split == "loo":
-            split = leave_one_out(data)
+        if self.config.cache:
+            prepared, self.loaded_from_cache = load_or_build(self.config)
         else:
-            split = random_ratio_split(data, seed=self.config.split_seed)
-        for part, size in (("validation", len(split.valid)), ("test", len(split.test))):
-            if size == 0:
-                raise DataFormatError(
-                    f"{files.ratings}: data.split={self.config.split} leaves no {part} interaction, so there "
-                    "is nothing to evaluate. Both splits give a user validation and test items only from "
-                    "3 interactions on; use a larger dataset or lower data.rating_threshold"
-                )
-        self.interactions, self.split = data, split
-        self.source_description = f"{files.format} files {files.ratings}"
+            prepared, self.loaded_from_cache = build_prepared(self.config), False
+        self.interactions, self.split = prepared.interactions, prepared.split
+        self.source_description = prepared.description
         self._build_tensors()
+        split = self.split
         log.info(
             "data: %d users, %d items, %d train / %d valid / %d test interactions from %s",
             self.num_users, self.num_items, len(split.train), len(split.valid), len(split.test),
@@ -204,7 +205,12 @@ class RecDataModule(L.LightningDataModule):
         self.item_categories = torch.from_numpy(data.item_categories)
         self.item_popularity = torch.bincount(torch.unique(self.train_edges, dim=1)[1], minlength=self.num_items)
         self.item_interaction_counts = torch.bincount(train_item, minlength=self.num_items)
-        self.negative_sampler = NegativeSampler(train_user, train_item, self.num_items)
+        weights = None
+        if self.config.negative_sampling == "popularity":
+            weights = self.item_interaction_counts.double() ** self.config.negative_alpha
+        self.negative_sampler = NegativeSampler(
+            train_user, train_item, self.num_items, item_weights=weights, user_ids=data.user_ids
+        )
         self.train_dataset = TrainTriples(train_user, train_item, self.negative_sampler)
 
         def pairs(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -83,8 +83,8 @@ def build_interactions(
             + (f" after data.rating_threshold={rating_threshold}; lower it" if rating_threshold is not None else "")
         )
 
-    user_ids, user_index = np.unique(ratings["user"].to_numpy(), return_inverse=True)
-    item_ids, item_index = np.unique(ratings["item"].to_numpy(), return_inverse=True)
+    user_ids, user_index = np.unique(_id_array(ratings["user"]), return_inverse=True)
+    item_ids, item_index = np.unique(_id_array(ratings["item"]), return_inverse=True)
 
     category_names: list[str] = []
     categories = np.zeros((len(item_ids), 0), dtype=bool)
@@ -97,12 +97,24 @@ def build_interactions(
         category_names = sorted({name for names in items["categories"] for name in names})
         column_of = {name: column for column, name in enumerate(category_names)}
         categories = np.zeros((len(item_ids), len(category_names)), dtype=bool)
-        position = pd.Series(np.arange(len(item_ids)), index=item_ids)
-        known = items[items["item"].isin(item_ids)]
-        for item, title, names in zip(known["item"], known["title"], known["categories"]):
-            row = position[item]
+        table_ids = _id_array(items["item"])
+        if table_ids.dtype.kind != item_ids.dtype.kind:
+            table_ids, item_keys = table_ids.astype(str), item_ids.astype(str)
+        else:
+            item_keys = item_ids
+        # item_keys is sorted (np.unique), so a binary search finds each table row's index.
+        slot = np.searchsorted(item_keys, table_ids).clip(max=len(item_keys) - 1)  # [rows of items]
+        known = item_keys[slot] == table_ids
+        rows = slot[known]
+        title_array = np.asarray(items["title"].to_numpy(), dtype=object)[known]
+        for row, title in zip(rows.tolist(), title_array.tolist()):
             titles[row] = str(title) if title is not None else ""
-            categories[row, [column_of[name] for name in names]] = True
+        names_per_row = [names for names, keep in zip(items["categories"], known) if keep]
+        lengths = np.fromiter((len(names) for names in names_per_row), dtype=np.int64, count=len(names_per_row))
+        columns = np.fromiter(
+            (column_of[name] for names in names_per_row for name in names), dtype=np.int64, count=int(lengths.sum())
+        )
+        categories[np.repeat(rows, lengths), columns] = True
 
     return Interactions(
         user=user_index.astype(np.int64),
@@ -115,3 +127,17 @@ def build_interactions(
         category_names=category_names,
         item_titles=titles,
     )
+
+
+def _id_array(values: pd.Series) -> np.ndarray:
+    """Return ids as int64 or as a fixed-width unicode array; never as Python objects.
+
+    Object arrays would hash and cache as memory addresses, so string ids are
+    stored as NumPy unicode.
+    """
+    array = values.to_numpy()
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if array.dtype.kind in "OTSU":
+        return array.astype(str)
+    return array

@@ -11,6 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.utilities import rank_zero_only
+
+from lightning_divrec.training.slurm_env import slurm_job_tag
+
 log = logging.getLogger(__name__)
 
 RUN_DIR_ENV = "DIVREC_RUN_DIR"
@@ -29,15 +33,23 @@ def resolve_run_dir(output_dir: str, run_name: str | None, default_name: str) ->
     if inherited:
         return Path(inherited), False
     name = run_name or default_name
-    slurm_job = os.environ.get("SLURM_JOB_ID")
-    if run_name is None and slurm_job:
+    job_tag = slurm_job_tag()
+    if run_name is None and job_tag:
         # All ranks of a Slurm job start at slightly different times; the job
         # id, unlike a timestamp, is the same on each of them.
-        name = f"{default_name.rsplit('-', 2)[0]}-slurm{slurm_job}"
+        name = f"{default_name.rsplit('-', 2)[0]}-{job_tag}"
     run_dir = Path(output_dir).expanduser() / name
+    if not is_global_rank_zero():
+        # A task that srun started beside rank zero: rank zero creates the folder.
+        return run_dir, False
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"run folder {run_dir} already exists and is not empty; pass another run_name=...")
     return run_dir, True
+
+
+def is_global_rank_zero() -> bool:
+    """Return True unless the launcher (``RANK``, ``LOCAL_RANK`` or Slurm's ``SLURM_PROCID``) marks another rank."""
+    return rank_zero_only.rank == 0
 
 
 def timestamp() -> str:

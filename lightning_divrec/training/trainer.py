@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig
 
 from lightning_divrec.training.checkpoint_io import AtomicCheckpointIO
+from lightning_divrec.training.slurm_env import RequeueOnSignal, in_slurm_job, slurm_plugins
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tupl
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if trainer_cfg.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=cfg.eval.monitor, mode="max", patience=trainer_cfg.early_stopping_patience))
+    if in_slurm_job():
+        callbacks.append(RequeueOnSignal())
     trainer = L.Trainer(
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
@@ -85,7 +88,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tupl
         # that DistributedSampler adds, and builds its own training sampler.
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
-        plugins=[AtomicCheckpointIO()],
+        plugins=[AtomicCheckpointIO(), *slurm_plugins()],
     )
     return trainer, checkpoint
 

@@ -29,7 +29,8 @@ class BipartiteSAGE(nn.Module):
     both ways: with only user -> item edges, user nodes would never be updated.
 
     The ``mean`` aggregation is a sparse matrix product with the row-normalised
-    adjacency of a ``BipartiteGraph``, which never builds an [E, D] message
+    adjacency of a ``BipartiteGraph``, followed by the layer's two linear maps
+    exactly as ``SAGEConv`` applies them. It never builds an [E, D] message
     tensor and allows weighted means (the category rebalancing of
     ``category_rebalance_weights``). ``max``, ``sum`` and ``attention``
     (a softmax over a learnt score of each neighbour, PyG's
@@ -104,9 +105,6 @@ class BipartiteSAGE(nn.Module):
                 nn.init.zeros_(conv.lin_l.bias)
 
     def _conv(self, dim: int, normalize: bool) -> SAGEConv:
-        if self.aggr == "mean":
-            # The mean is taken by the row-normalised adjacency, so the layer only sums.
-            return SAGEConv((dim, dim), dim, aggr="sum", normalize=normalize)
         if self.aggr == "attention":
             return SAGEConv((dim, dim), dim, aggr=AttentionalAggregation(nn.Linear(dim, 1)), normalize=normalize)
         return SAGEConv((dim, dim), dim, aggr=self.aggr, normalize=normalize)
@@ -125,10 +123,7 @@ class BipartiteSAGE(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(graph, torch.Tensor):
             graph = BipartiteGraph(graph, self.num_users, self.num_items)
-        if self.aggr == "mean":
-            to_item_edges, to_user_edges = graph.item_from_user, graph.user_from_item
-        else:
-            to_item_edges, to_user_edges = graph.edge_index, graph.edge_index.flip(0)
+        to_item_edges, to_user_edges = graph.edge_index, graph.edge_index.flip(0)
         users, items = self.input_embeddings(item_features)
         user_layers, item_layers = [users], [items]
         for layer, (to_item, to_user) in enumerate(zip(self.to_item, self.to_user)):
@@ -137,8 +132,8 @@ class BipartiteSAGE(nn.Module):
                 # layer runs in float32 even under mixed precision.
                 with torch.autocast(users.device.type, enabled=False):
                     users, items = users.float(), items.float()
-                    new_items = to_item((users, items), to_item_edges)
-                    new_users = to_user((items, users), to_user_edges)
+                    new_items = _sage_update(to_item, graph.mean_over_users(users), items)
+                    new_users = _sage_update(to_user, graph.mean_over_items(items), users)
             else:
                 new_items = to_item((users, items), to_item_edges, size=(self.num_users, self.num_items))
                 new_users = to_user((items, users), to_user_edges, size=(self.num_items, self.num_users))
@@ -155,3 +150,9 @@ class BipartiteSAGE(nn.Module):
             weights = torch.softmax(self.layer_logits, dim=0)[:, None, None]  # [L + 1, 1, 1]
             return (torch.stack(user_layers) * weights).sum(dim=0), (torch.stack(item_layers) * weights).sum(dim=0)
         return users, items
+
+
+def _sage_update(conv: SAGEConv, aggregate: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """Apply ``conv``'s update to a precomputed neighbour aggregate: lin_l(aggregate) + lin_r(root)."""
+    out = conv.lin_l(aggregate) + conv.lin_r(root)
+    return nn.functional.normalize(out, p=2.0, dim=-1) if conv.normalize else out
