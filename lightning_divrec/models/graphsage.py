@@ -66,6 +66,10 @@ class GraphSAGEModule(RankingModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
         return loss
 
+    def score_items(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        users_all, items_all = self.encoder(self.edge_index)  # [U, D], [I, D]
+        return (users_all[users].unsqueeze(1) * items_all[items]).sum(dim=2)  # [B, 1, D] * [B, N, D] -> [B, N]
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
 

@@ -1,0 +1,205 @@
+"""Distillation: a frozen teacher ranker teaches a small student ranker to rank.
+
+The student is any registered model whose class implements ``score_items``
+(GraphSAGE, and matrix factorisation as GraphSAGE with ``num_layers=0``).
+The teacher is any registered model, loaded from ``model.teacher_ckpt``.
+
+Legend: B batch, U users, I items, M teacher list length, N sampled negatives per row.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+
+from lightning_divrec.models.base import RankingModule
+from lightning_divrec.models.distill_losses import listwise_kd_loss, position_weights, ranking_distillation_loss
+from lightning_divrec.models.losses import bpr_loss
+from lightning_divrec.models.teacher import TeacherTargets, compute_teacher_targets, count_parameters, load_teacher
+
+log = logging.getLogger(__name__)
+
+
+class DistillationModule(RankingModule):
+    """Trains ``self.student`` with its BPR task loss plus losses that match a frozen teacher.
+
+    Per training row (user u, positive, negative) the loss is
+
+        task_weight * BPR(u, positive, negative)
+        + kd_weight * listwise KD over u's teacher list and sampled negatives
+        + rd_weight * ranking distillation of u's first ``rd_top_k`` teacher items
+
+    The teacher is built in ``setup_teacher`` (called by ``setup`` in the
+    ``fit`` stage only) and stored outside the module's registered children.
+    It is therefore never in ``parameters()`` (so never in the optimizer),
+    never in ``state_dict()`` (so never in a checkpoint), and Lightning's
+    ``train()`` and ``to()`` calls do not reach it: it stays in eval mode,
+    with ``requires_grad`` off, and is moved to the device in ``on_fit_start``.
+    Its list for every user is computed once there and kept for the run.
+
+    ``score`` is the student's, so a checkpoint of this module evaluates
+    without the teacher.
+    """
+
+    def __init__(self, num_users: int, num_items: int, model_config: dict, ks: list[int], run_config: dict | None = None):
+        super().__init__(num_users, num_items, model_config, ks, run_config)
+        from lightning_divrec.models import MODELS
+
+        student_config = dict(model_config["student"])
+        student_name = student_config.get("name")
+        if student_name not in MODELS or student_name == "distill":
+            choices = ", ".join(name for name in MODELS if name != "distill")
+            raise ValueError(f"model.student.name={student_name!r} is not a student model; choose one of: {choices}")
+        student = MODELS[student_name](num_users, num_items, student_config, ks, run_config=None)
+        if not student.trainable or type(student).score_items is RankingModule.score_items:
+            raise ValueError(f"model.student.name={student_name!r} cannot be a student: it has no trainable score_items")
+        self.student = student
+        # Set through object.__setattr__ so that nn.Module does not register the
+        # teacher as a child (see the class docstring).
+        object.__setattr__(self, "_teacher", None)
+        self.targets: TeacherTargets | None = None
+        self._negative_sampler = None
+
+    # ----- teacher -----------------------------------------------------------------------------
+
+    @property
+    def teacher(self) -> RankingModule | None:
+        """The frozen teacher, or None outside a training run (when evaluating a checkpoint)."""
+        return self._teacher
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if stage == "fit" and self._teacher is None:
+            self.setup_teacher(self.trainer.datamodule)
+
+    def setup_teacher(self, datamodule) -> None:
+        """Load the teacher named by ``model.teacher_ckpt`` and freeze it."""
+        path = self.model_config.get("teacher_ckpt")
+        if not path:
+            raise ValueError("model.teacher_ckpt is required to train model=distill; pass a checkpoint of a trained ranker")
+        teacher = load_teacher(path, datamodule)
+        object.__setattr__(self, "_teacher", teacher)
+        log.info(
+            "distillation: teacher %d parameters, student %d parameters",
+            count_parameters(teacher), count_parameters(self.student),
+        )
+
+    def on_fit_start(self) -> None:
+        teacher = self._teacher
+        teacher.to(self.device)
+        teacher.eval()
+        self.targets = compute_teacher_targets(
+            teacher,
+            self.trainer.datamodule,
+            self.model_config["teacher_top_m"],
+            rerank_method=self.model_config["teacher_rerank"],
+            rerank_trade_off=self.model_config["teacher_rerank_trade_off"],
+            rerank_candidates=self.model_config["teacher_rerank_candidates"],
+            batch_size=self.trainer.datamodule.config.eval_batch_size,
+            device=self.device,
+        )
+
+    def train(self, mode: bool = True):
+        # The teacher is not a registered child, so this only guards against a
+        # caller that attached it by hand: it must never leave eval mode.
+        super().train(mode)
+        if self._teacher is not None:
+            self._teacher.eval()
+        return self
+
+    @torch.no_grad()
+    def _teacher_item_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Return float32 teacher scores of ``items`` [B, N] for ``users`` [B], without autocast."""
+        unique_users, inverse = torch.unique(users, return_inverse=True)
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            scores = self._teacher.score(unique_users).float()  # [B_unique, I]
+        return torch.gather(scores[inverse], 1, items)  # [B, N]
+
+    # ----- data and scoring --------------------------------------------------------------------
+
+    def attach_data(self, datamodule) -> None:
+        self.student.attach_data(datamodule)
+        self._negative_sampler = datamodule.negative_sampler
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        return self.student.score(users)
+
+    def prepare_scoring(self) -> None:
+        self.student.prepare_scoring()
+
+    def finish_scoring(self) -> None:
+        self.student.finish_scoring()
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        return self.student.item_embeddings()
+
+    # ----- training ----------------------------------------------------------------------------
+
+    def _sample_negatives(self, users: torch.Tensor, count: int) -> torch.Tensor:
+        """Return ``count`` uniform non-training items per user, [B] -> [B, N]."""
+        repeated = users.detach().cpu().repeat_interleave(count)
+        return self._negative_sampler.sample(repeated).view(len(users), count).to(users.device)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        config = self.model_config
+        users = batch["users"]  # [B]
+        batch_size = len(users)
+        top_items = self.targets.items[users]  # [B, M]
+        top_logits = self.targets.logits[users]  # [B, M]
+        top_valid = self.targets.valid[users]  # [B, M]
+        negatives = self._sample_negatives(users, config["kd_negatives"])  # [B, N]
+        # A sampled item that is already in the teacher's list would count twice.
+        negative_valid = ~(negatives.unsqueeze(2) == top_items.unsqueeze(1)).any(dim=2)  # [B, N]
+
+        list_length = top_items.shape[1]
+        items = torch.cat([batch["positives"].unsqueeze(1), batch["negatives"].unsqueeze(1), top_items.clamp_min(0), negatives], dim=1)
+        scores = self.student.score_items(users, items)  # [B, 2 + M + N]
+        student_top = scores[:, 2 : 2 + list_length]
+        student_negatives = scores[:, 2 + list_length :]
+
+        task_loss = bpr_loss(scores[:, 0], scores[:, 1])
+        loss = config["task_weight"] * task_loss
+        self.log("train/task_loss", task_loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+
+        if config["kd_weight"] > 0:
+            teacher_negatives = self._teacher_item_scores(users, negatives)  # [B, N]
+            if config["teacher_rerank"] != "none":
+                # Keep every listed item above every unlisted one in the target:
+                # the re-ranked list may leave out items the teacher scores higher.
+                lowest = torch.where(top_valid, top_logits, torch.full_like(top_logits, float("inf"))).amin(dim=1, keepdim=True)
+                teacher_negatives = torch.minimum(teacher_negatives, lowest)
+            kd_loss = listwise_kd_loss(
+                torch.cat([student_top, student_negatives], dim=1),
+                torch.cat([top_logits, teacher_negatives], dim=1),
+                temperature=config["temperature"],
+                mask=torch.cat([top_valid, negative_valid], dim=1),
+            )
+            loss = loss + config["kd_weight"] * kd_loss
+            self.log("train/kd_loss", kd_loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+
+        if config["rd_weight"] > 0:
+            top_k = min(config["rd_top_k"], list_length)
+            weights = position_weights(top_k, config["rd_decay"], device=scores.device)
+            rd_loss = ranking_distillation_loss(
+                student_top[:, :top_k], student_negatives, weights, top_valid[:, :top_k], negative_valid
+            )
+            loss = loss + config["rd_weight"] * rd_loss
+            self.log("train/rd_loss", rd_loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.student.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
+
+    def learning_rate(self) -> float:
+        # TODO: remove once RankingModule provides the shared rule.
+        return self.model_config["lr"]
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        leaked = [key for key in checkpoint["state_dict"] if key.startswith("_teacher.") or key.startswith("teacher.")]
+        if leaked:
+            raise RuntimeError(f"teacher weights reached the student checkpoint: {leaked[:3]}")
