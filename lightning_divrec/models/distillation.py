@@ -10,14 +10,17 @@ Legend: B batch, U users, I items, M teacher list length, N sampled negatives pe
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from lightning_divrec.models.base import RankingModule
+from lightning_divrec.models.distill_report import distillation_report
 from lightning_divrec.models.distill_losses import listwise_kd_loss, position_weights, ranking_distillation_loss
 from lightning_divrec.models.losses import bpr_loss
 from lightning_divrec.models.teacher import TeacherTargets, compute_teacher_targets, count_parameters, load_teacher
+from lightning_divrec.training.run_dir import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,8 @@ class DistillationModule(RankingModule):
         object.__setattr__(self, "_teacher", None)
         self.targets: TeacherTargets | None = None
         self._negative_sampler = None
+        self.report: dict | None = None
+        """Teacher and student sizes, scoring times and test metrics, set by the test pass of a training run."""
 
     # ----- teacher -----------------------------------------------------------------------------
 
@@ -197,6 +202,33 @@ class DistillationModule(RankingModule):
     def learning_rate(self) -> float:
         # TODO: remove once RankingModule provides the shared rule.
         return self.model_config["lr"]
+
+    # ----- report ------------------------------------------------------------------------------
+
+    def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
+        if self._teacher is None or not self.trainer.is_global_zero:
+            return
+        datamodule = self.trainer.datamodule
+        users = torch.from_numpy(datamodule.stages["test"].users).to(self.device)
+        report = distillation_report(self._teacher, self.student, users, datamodule.config.eval_batch_size)
+        report["test"] = self.results["test"]
+        self.report = report
+        path = Path(self.trainer.default_root_dir) / "distillation_report.json"
+        write_json_atomic(path, report)
+        log.info(
+            "distillation report in %s: student %d / teacher %d parameters (%.1f%%), scoring %.2fx faster per batch",
+            path, report["student_params"], report["teacher_params"], 100 * report["param_ratio"], report["batch_speedup"],
+        )
+        summary = {
+            "distill/teacher_params": report["teacher_params"],
+            "distill/student_params": report["student_params"],
+            "distill/teacher_batch_seconds": report["teacher_scoring"]["batch_seconds"],
+            "distill/student_batch_seconds": report["student_scoring"]["batch_seconds"],
+            "distill/batch_speedup": report["batch_speedup"],
+        }
+        for logger in self.loggers:
+            logger.log_metrics(summary)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
