@@ -25,6 +25,28 @@ from lightning_divrec.training.run_dir import write_json_atomic
 log = logging.getLogger(__name__)
 
 
+def check_distillation_config(config: dict) -> None:
+    """Raise ``ValueError`` naming every ``model.*`` distillation value out of range."""
+    problems = []
+    for key in ("task_weight", "kd_weight", "rd_weight"):
+        if config[key] < 0:
+            problems.append(f"model.{key}={config[key]} must be at least 0")
+    for key in ("temperature", "rd_decay"):
+        if config[key] <= 0:
+            problems.append(f"model.{key}={config[key]} must be positive")
+    for key in ("teacher_top_m", "kd_negatives", "rd_top_k", "teacher_rerank_candidates"):
+        if config[key] < 1:
+            problems.append(f"model.{key}={config[key]} must be at least 1")
+    if not 0 <= config["teacher_rerank_trade_off"] <= 1:
+        problems.append(f"model.teacher_rerank_trade_off={config['teacher_rerank_trade_off']} must lie in [0, 1]")
+    if config["teacher_rerank"] not in ("none", "mmr", "dpp"):
+        problems.append(f"model.teacher_rerank={config['teacher_rerank']!r} is not supported; choose none, mmr or dpp")
+    if config["rd_top_k"] > config["teacher_top_m"]:
+        problems.append(f"model.rd_top_k={config['rd_top_k']} must not exceed model.teacher_top_m={config['teacher_top_m']}")
+    if problems:
+        raise ValueError("invalid distillation settings: " + "; ".join(problems))
+
+
 class DistillationModule(RankingModule):
     """Trains ``self.student`` with its BPR task loss plus losses that match a frozen teacher.
 
@@ -50,6 +72,7 @@ class DistillationModule(RankingModule):
         super().__init__(num_users, num_items, model_config, ks, run_config)
         from lightning_divrec.models import MODELS
 
+        check_distillation_config(model_config)
         student_config = dict(model_config["student"])
         student_name = student_config.get("name")
         if student_name not in MODELS or student_name == "distill":
