@@ -19,6 +19,18 @@ def test_group_choice_selects_file():
     assert cfg.logger.wandb.enabled is False
 
 
+def test_model_keys_are_checked_against_the_chosen_model():
+    cfg = load_train_config(["model=popularity"])
+    assert "embedding_dim" not in cfg.model
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["model=popularity", "model.embedding_dim=8"])
+    assert "unknown key 'model.embedding_dim'" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["model.name=graphsag"])
+    assert "'model.name' has invalid value 'graphsag'" in str(caught.value)
+    assert "did you mean 'graphsage'" in str(caught.value)
+
+
 def test_dotted_override_is_typed():
     cfg = load_train_config(["trainer.max_epochs=5", "model.lr=0.01", "data.path=null"])
     assert cfg.trainer.max_epochs == 5

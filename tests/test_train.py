@@ -94,7 +94,9 @@ def test_evaluate_rejects_bad_grid(tiny_overrides):
 
 
 def test_popularity_baseline_ranks_by_count(tiny_overrides, tmp_path):
-    metrics = train(load_train_config(tiny_overrides + ["model=popularity", "run_name=pop"]))
+    # The popularity model has no embedding, so its schema rejects model.embedding_dim.
+    overrides = [override for override in tiny_overrides if not override.startswith("model.")]
+    metrics = train(load_train_config(overrides + ["model=popularity", "run_name=pop"]))
     assert (tmp_path / "runs" / "pop" / "checkpoints" / "best.ckpt").is_file()
     results = evaluate(load_evaluate_config([f"ckpt_path={metrics['best_checkpoint']}"]))
     assert results["test/ndcg@10"] == pytest.approx(metrics["test"]["test/ndcg@10"], abs=1e-6)

@@ -12,7 +12,9 @@ every wrong key is reported in one ``ConfigError``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,7 +54,21 @@ def validate_config(cfg: Any, schema: type, source: str = "configuration") -> Di
     problems = find_problems(container, schema)
     if problems:
         raise ConfigError(problems, source)
-    return OmegaConf.merge(OmegaConf.structured(schema), container)
+    return OmegaConf.merge(_structured(schema, container), container)
+
+
+def _structured(schema: type, container: dict) -> DictConfig:
+    """Return the typed defaults of ``schema``, with each variant group typed by its chosen class."""
+    defaults = OmegaConf.structured(schema)
+    for item in dataclasses.fields(schema):
+        field_type = typing.get_type_hints(schema)[item.name]
+        value = container.get(item.name)
+        if not (dataclasses.is_dataclass(field_type) and isinstance(value, dict)):
+            continue
+        if hasattr(field_type, "schema_for"):
+            variant, _ = field_type.schema_for(value, item.name)
+            defaults[item.name] = _structured(variant, value)
+    return defaults
 
 
 def _compose(root_name: str, schema: type, overrides: Sequence[str], config_dir) -> DictConfig:

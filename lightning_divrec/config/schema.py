@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from lightning_divrec.config.model_schemas import MODEL_SCHEMAS, GraphSAGEConfig, ModelConfig, PopularityConfig
+
 
 @dataclass
 class DataConfig:
@@ -53,54 +55,6 @@ class DataConfig:
     mask_valid_at_test: bool = True
     """At test time, also remove each user's validation items from the ranking
     (training items are always removed; the held-out targets never are)."""
-
-
-@dataclass
-class ModelConfig:
-    name: Literal["graphsage", "popularity"] = "graphsage"
-    """Model to train: ``graphsage`` or the ``popularity`` baseline."""
-
-    embedding_dim: int = 64
-    """Width of the id embeddings and of every GraphSAGE layer."""
-
-    num_layers: int = 2
-    """Message-passing layers; 0 gives plain matrix factorisation."""
-
-    aggr: Literal["mean", "max", "sum"] = "mean"
-    """Neighbour aggregation of ``SAGEConv``."""
-
-    layer_combination: Literal["last", "mean"] = "mean"
-    """Final node representation: the last layer, or the mean of the input
-    embeddings and every layer output."""
-
-    dropout: float = 0.2
-    """Dropout on node representations between layers."""
-
-    activation: Literal["relu", "none"] = "relu"
-    """Non-linearity between GraphSAGE layers."""
-
-    identity_init: bool = False
-    """Initialise every SAGEConv weight at the identity (an untrained layer
-    then adds the neighbour aggregate to the node's own embedding)."""
-
-    lr: float = 0.002
-    """Adam learning rate at the global batch ``lr_reference_batch``."""
-
-    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
-    """Rule that relates the learning rate to ``data.batch_size``. ``none``
-    keeps ``lr``, ``linear`` uses lr * batch / lr_reference_batch, and ``sqrt``
-    the square root of that ratio. The number of GPUs does not change it,
-    because the batch is global."""
-
-    lr_reference_batch: int = 2048
-    """Global batch at which ``lr`` was tuned."""
-
-    weight_decay: float = 0.0
-    """Adam weight decay."""
-
-    embedding_reg: float = 0.0
-    """L2 penalty on the id embeddings of each batch's users and items,
-    divided by the batch size (the LightGCN form)."""
 
 
 @dataclass
@@ -218,7 +172,8 @@ class TrainConfig:
     checkpoint instead. The run folder must exist."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=GraphSAGEConfig)
+    """Model and its options; the keys allowed depend on ``model.name`` (see ``MODEL_SCHEMAS``)."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -44,6 +44,12 @@ def _check_value(value: Any, expected: Any, path: str) -> list[str]:
     origin = typing.get_origin(expected)
     args = typing.get_args(expected)
     if dataclasses.is_dataclass(expected):
+        # A group whose keys depend on one of its values (``model.name``)
+        # names the dataclass to check against through ``schema_for``.
+        if hasattr(expected, "schema_for") and isinstance(value, dict):
+            expected, problem = expected.schema_for(value, path)
+            if problem is not None:
+                return [problem]
         return find_problems(value, expected, path)
     if origin is Union:
         if value is None and type(None) in args:

@@ -86,6 +86,17 @@ class RankingModule(L.LightningModule):
     def attach_data(self, datamodule) -> None:
         """Take what the model needs from the data module (graph, counts); override as needed."""
 
+    def learning_rate(self) -> float:
+        """Return ``model.lr`` scaled to the global batch by ``model.lr_scaling``."""
+        rule = self.model_config.get("lr_scaling", "none")
+        if rule == "none":
+            return self.model_config["lr"]
+        batch = (self.hparams.get("run_config") or {}).get("data", {}).get("batch_size")
+        if batch is None:
+            raise ValueError("model.lr_scaling needs the run configuration's data.batch_size")
+        ratio = batch / self.model_config.get("lr_reference_batch", 2048)
+        return self.model_config["lr"] * (ratio if rule == "linear" else ratio**0.5)
+
     # ----- scoring -----------------------------------------------------------------------------
 
     def score(self, users: torch.Tensor) -> torch.Tensor:

@@ -73,17 +73,6 @@ class GraphSAGEModule(RankingModule):
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
 
-    def learning_rate(self) -> float:
-        """Return ``model.lr`` scaled to the global batch by ``model.lr_scaling``."""
-        rule = self.model_config.get("lr_scaling", "none")
-        if rule == "none":
-            return self.model_config["lr"]
-        batch = (self.hparams.get("run_config") or {}).get("data", {}).get("batch_size")
-        if batch is None:
-            raise ValueError("model.lr_scaling needs the run configuration's data.batch_size")
-        ratio = batch / self.model_config.get("lr_reference_batch", 2048)
-        return self.model_config["lr"] * (ratio if rule == "linear" else ratio**0.5)
-
     def prepare_scoring(self) -> None:
         with torch.no_grad():
             users, items = self.encoder(self.edge_index)
