@@ -222,10 +222,6 @@ class DistillationModule(RankingModule):
     def configure_optimizers(self):
         return torch.optim.Adam(self.student.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
 
-    def learning_rate(self) -> float:
-        # TODO: remove once RankingModule provides the shared rule.
-        return self.model_config["lr"]
-
     # ----- report ------------------------------------------------------------------------------
 
     def on_test_epoch_end(self) -> None:
