@@ -72,8 +72,10 @@ def test_kd_losses_finite_under_cpu_autocast(dtype):
         assert student.dtype == dtype
         kd = listwise_kd_loss(student, teacher, temperature=2.0)
         rd = ranking_distillation_loss(student[:, :5], student[:, 5:], position_weights(5, 2.0))
-    assert kd.dtype == torch.float32 and rd.dtype == torch.float32
-    assert math.isfinite(kd.item()) and kd.item() > 0
+    assert kd.dtype == torch.float32
+    assert rd.dtype == torch.float32
+    assert math.isfinite(kd.item())
+    assert kd.item() > 0
     assert math.isfinite(rd.item())
     (kd + rd).backward()
     assert torch.isfinite(users.grad).all()

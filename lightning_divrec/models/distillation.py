@@ -58,10 +58,10 @@ class DistillationModule(RankingModule):
 
     The teacher is built in ``setup_teacher`` (called by ``setup`` in the
     ``fit`` stage only) and stored outside the module's registered children.
-    It is therefore never in ``parameters()`` (so never in the optimizer),
-    never in ``state_dict()`` (so never in a checkpoint), and Lightning's
-    ``train()`` and ``to()`` calls do not reach it: it stays in eval mode,
-    with ``requires_grad`` off, and is moved to the device in ``on_fit_start``.
+    It is therefore never in ``parameters()`` (so never in the optimizer) and
+    never in ``state_dict()`` (so never in a checkpoint). Lightning's
+    ``train()`` and ``to()`` calls do not reach it either, so it stays in eval
+    mode with ``requires_grad`` off, and ``on_fit_start`` moves it to the device.
     Its list for every user is computed once there and kept for the run.
 
     ``score`` is the student's, so a checkpoint of this module evaluates

@@ -47,7 +47,7 @@ def load_teacher(path: str | Path, datamodule) -> RankingModule:
     except (KeyError, TypeError) as error:
         raise ValueError(f"model.teacher_ckpt={path} was not written by lightning_divrec's train (missing {error})") from error
     if name not in MODELS:
-        raise ValueError(f"model.teacher_ckpt={path} holds model {name!r}, which is not registered; known: {', '.join(MODELS)}")
+        raise ValueError(f"model.teacher_ckpt={path} contains model {name!r}, which is not registered; registered models: {', '.join(MODELS)}")
     if fingerprint != datamodule.fingerprint():
         raise ValueError(
             f"model.teacher_ckpt={path} was trained on other data or another split (fingerprint "
