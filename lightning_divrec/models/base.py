@@ -51,6 +51,11 @@ class RankingModule(L.LightningModule):
         self.results: dict[str, dict[str, float]] = {}
         """Last computed metrics per stage in full float64 precision (logged values are float32)."""
 
+    @classmethod
+    def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> RankingModule:
+        """Build the model for the data in ``datamodule`` (after its ``setup``); override to read more sizes from it."""
+        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config=run_config)
+
     # ----- wiring to the data module ---------------------------------------------------------
 
     def setup(self, stage: str) -> None:

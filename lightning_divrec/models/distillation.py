@@ -68,7 +68,15 @@ class DistillationModule(RankingModule):
     without the teacher.
     """
 
-    def __init__(self, num_users: int, num_items: int, model_config: dict, ks: list[int], run_config: dict | None = None):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        model_config: dict,
+        ks: list[int],
+        run_config: dict | None = None,
+        student_arguments: dict | None = None,
+    ):
         super().__init__(num_users, num_items, model_config, ks, run_config)
         from lightning_divrec.models import MODELS
 
@@ -78,7 +86,7 @@ class DistillationModule(RankingModule):
         if student_name not in MODELS or student_name == "distill":
             choices = ", ".join(name for name in MODELS if name != "distill")
             raise ValueError(f"model.student.name={student_name!r} is not a student model; choose one of: {choices}")
-        student = MODELS[student_name](num_users, num_items, student_config, ks, run_config=None)
+        student = MODELS[student_name](num_users, num_items, student_config, ks, run_config=run_config, **(student_arguments or {}))
         if not student.trainable or type(student).score_items is RankingModule.score_items:
             raise ValueError(f"model.student.name={student_name!r} cannot be a student: it has no trainable score_items")
         self.student = student
@@ -89,6 +97,19 @@ class DistillationModule(RankingModule):
         self._negative_sampler = None
         self.report: dict | None = None
         """Teacher and student sizes, scoring times and test metrics, set by the test pass of a training run."""
+
+    @classmethod
+    def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> "DistillationModule":
+        """Build the student class's way (item feature sizes read from the data) and keep its extra arguments."""
+        from lightning_divrec.models import MODELS
+
+        student_class = MODELS.get(model_config["student"].get("name"))
+        student_arguments = {}
+        if student_class is not None and student_class is not cls:
+            probe = student_class.from_datamodule(datamodule, dict(model_config["student"]), ks, run_config=run_config)
+            shared = ("num_users", "num_items", "model_config", "ks", "run_config")
+            student_arguments = {key: value for key, value in probe.hparams.items() if key not in shared}
+        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, student_arguments=student_arguments)
 
     # ----- teacher -----------------------------------------------------------------------------
 

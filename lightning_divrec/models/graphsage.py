@@ -1,31 +1,82 @@
-"""GraphSAGE recommender trained with BPR on the user-item graph of training interactions.
+"""GraphSAGE recommender trained with BPR or sampled softmax on the user-item graph of training interactions.
 
-Legend: B batch, U users, I items, D dim, E training edges.
+Legend: B batch, N negatives per positive, U users, I items, D dim, E training edges, F item feature width.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 
 from lightning_divrec.models.base import RankingModule
+from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
 from lightning_divrec.models.components.sage import BipartiteSAGE
-from lightning_divrec.models.losses import bpr_loss
+from lightning_divrec.models.components.text_encoder import item_text_embeddings
+from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
 
 log = logging.getLogger(__name__)
+
+ITEM_FEATURES = ("categories", "text")
+
+
+def item_feature_matrix(model_config: dict, datamodule, cache_dir: str | None) -> torch.Tensor | None:
+    """Return the fixed item inputs named by ``model.item_features``, [I, F] float32, or None.
+
+    ``categories`` contributes each item's multi-hot genres divided by its
+    number of genres; ``text`` the frozen title embeddings of
+    ``model.text_model``, cached under ``<cache_dir>/text``.
+    """
+    names = list(model_config.get("item_features") or [])
+    unknown = [name for name in names if name not in ITEM_FEATURES]
+    if unknown:
+        raise ValueError(f"model.item_features has unknown value(s) {unknown}; choose from {list(ITEM_FEATURES)}")
+    parts = []
+    if "categories" in names:
+        categories = datamodule.item_categories.float()  # [I, C]
+        if categories.shape[1] == 0:
+            raise ValueError("model.item_features includes 'categories' but this dataset has no item categories")
+        parts.append(categories / categories.sum(dim=1, keepdim=True).clamp(min=1))
+    if "text" in names:
+        titles = list(datamodule.interactions.item_titles)
+        if not any(titles):
+            raise ValueError("model.item_features includes 'text' but this dataset has no item titles")
+        text_cache = None if cache_dir is None else str(Path(cache_dir).expanduser() / "text")
+        parts.append(item_text_embeddings(titles, model_config.get("text_model"), cache_dir=text_cache))
+    return torch.cat(parts, dim=1) if parts else None
 
 
 class GraphSAGEModule(RankingModule):
     """Full-graph GraphSAGE: every training step propagates over all training edges.
 
     Score of user u for item i is the dot product of their final
-    representations. The graph is taken from the data module in ``setup`` and
-    kept as a non-persistent buffer, so checkpoints hold only weights.
+    representations. The graph and the item features are taken from the data
+    module in ``setup`` and never stored in checkpoints, which hold only
+    weights.
+
+    Args:
+        item_feature_dim: F, the width of ``item_feature_matrix`` for this
+            data (0 without item features); ``from_datamodule`` sets it.
     """
 
-    def __init__(self, num_users: int, num_items: int, model_config: dict, ks: list[int], run_config: dict | None = None):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        model_config: dict,
+        ks: list[int],
+        run_config: dict | None = None,
+        item_feature_dim: int = 0,
+    ):
         super().__init__(num_users, num_items, model_config, ks, run_config)
+        if model_config.get("rebalance_strength", 0.0) != 0 and model_config["aggr"] != "mean":
+            raise ValueError(
+                f"model.rebalance_strength={model_config['rebalance_strength']} weights the neighbour mean, "
+                f"so it needs model.aggr=mean (got {model_config['aggr']!r})"
+            )
+        if model_config.get("num_negatives", 1) < 1:
+            raise ValueError(f"model.num_negatives must be at least 1, got {model_config['num_negatives']}")
         self.encoder = BipartiteSAGE(
             num_users,
             num_items,
@@ -36,29 +87,57 @@ class GraphSAGEModule(RankingModule):
             dropout=model_config["dropout"],
             activation=model_config["activation"],
             identity_init=model_config["identity_init"],
+            normalize=model_config.get("normalize", False),
+            item_feature_dim=item_feature_dim,
         )
-        self.register_buffer("edge_index", torch.empty(2, 0, dtype=torch.long), persistent=False)
+        self.graph: BipartiteGraph | None = None
+        self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    @classmethod
+    def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> GraphSAGEModule:
+        features = item_feature_matrix(model_config, datamodule, _cache_dir(run_config))
+        feature_dim = 0 if features is None else features.shape[1]
+        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, item_feature_dim=feature_dim)
+
     def attach_data(self, datamodule) -> None:
-        self.edge_index = datamodule.train_edges.to(self.edge_index.device)
+        strength = self.model_config.get("rebalance_strength", 0.0)
+        edges = datamodule.train_edges
+        weights = category_rebalance_weights(edges, datamodule.item_categories, self.num_users, strength) if strength else None
+        self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=weights)
+        features = item_feature_matrix(self.model_config, datamodule, _cache_dir(self.hparams.get("run_config")))
+        expected = 0 if self.encoder.item_feature_projection is None else self.encoder.item_feature_projection.in_features
+        found = 0 if features is None else features.shape[1]
+        if found != expected:
+            raise ValueError(f"the model was built for {expected} item feature columns but the data gives {found}")
+        self.item_features = None if features is None else features.to(self.device)
+
+    def _encode(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self.graph = self.graph.to(self.device)
+        return self.encoder(self.graph, self.item_features)  # [U, D], [I, D]
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        users_all, items_all = self.encoder(self.edge_index)  # [U, D], [I, D]
+        users_all, items_all = self._encode()
+        negatives = self._negatives(batch)  # [B, N]
         users = users_all[batch["users"]]  # [B, D]
         positive_scores = (users * items_all[batch["positives"]]).sum(dim=1)  # [B]
-        negative_scores = (users * items_all[batch["negatives"]]).sum(dim=1)  # [B]
-        loss = bpr_loss(positive_scores, negative_scores)
+        negative_scores = torch.einsum("bd,bnd->bn", users, items_all[negatives])  # [B, N]
+        if self.model_config.get("loss", "bpr") == "softmax":
+            loss = sampled_softmax_loss(positive_scores, negative_scores, self.model_config.get("softmax_temperature", 1.0))
+            loss_name = "train/softmax"
+        else:
+            loss = bpr_loss(positive_scores[:, None], negative_scores)
+            loss_name = "train/bpr"
         batch_size = len(batch["users"])
         if batch_idx == 0 and self.current_epoch == 0:
             log.info("learning rate %.6g (model.lr_scaling=%s)", self.learning_rate(), self.model_config.get("lr_scaling", "none"))
-        self.log("train/bpr", loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        self.log(loss_name, loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
             embedding_norms = (
                 self.encoder.user_embedding(batch["users"]).pow(2).sum()
                 + self.encoder.item_embedding(batch["positives"]).pow(2).sum()
-                + self.encoder.item_embedding(batch["negatives"]).pow(2).sum()
+                + self.encoder.item_embedding(negatives).pow(2).sum() / negatives.shape[1]
             )
             penalty = regularisation * embedding_norms / (2 * batch_size)
             self.log("train/reg", penalty, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
@@ -67,15 +146,25 @@ class GraphSAGEModule(RankingModule):
         return loss
 
     def score_items(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        users_all, items_all = self.encoder(self.edge_index)  # [U, D], [I, D]
-        return (users_all[users].unsqueeze(1) * items_all[items]).sum(dim=2)  # [B, 1, D] * [B, N, D] -> [B, N]
+        users_all, items_all = self._encode()  # [U, D], [I, D]
+        return torch.einsum("bd,bnd->bn", users_all[users], items_all[items])  # [B, D], [B, N, D] -> [B, N]
+
+    def _negatives(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Return [B, N] negatives: the batch's own and N - 1 more from the data module's sampler."""
+        negatives = batch["negatives"].reshape(len(batch["users"]), -1)  # [B, 1]
+        extra = self.model_config.get("num_negatives", 1) - negatives.shape[1]
+        if extra <= 0:
+            return negatives
+        users = batch["users"].cpu()[:, None].expand(-1, extra).contiguous()  # [B, N - 1]
+        more = self.trainer.datamodule.negative_sampler.sample(users).to(negatives.device)
+        return torch.cat([negatives, more], dim=1)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
 
     def prepare_scoring(self) -> None:
         with torch.no_grad():
-            users, items = self.encoder(self.edge_index)
+            users, items = self._encode()
         self._cached = (users.float(), items.float())
 
     def finish_scoring(self) -> None:
@@ -91,3 +180,7 @@ class GraphSAGEModule(RankingModule):
             self.prepare_scoring()
         user_vectors, item_vectors = self._cached
         return user_vectors[users] @ item_vectors.T  # [B, D] @ [D, I] -> [B, I]
+
+
+def _cache_dir(run_config: dict | None) -> str | None:
+    return ((run_config or {}).get("data") or {}).get("cache_dir")

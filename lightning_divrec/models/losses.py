@@ -17,3 +17,17 @@ def bpr_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> to
     """
     difference = positive_scores.float() - negative_scores.float()
     return F.softplus(-difference).mean()
+
+
+def sampled_softmax_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Return the mean cross-entropy of each positive against its sampled negatives.
+
+    The logits of row b are (s_pos, s_neg_1, ..., s_neg_N) / temperature and
+    the positive is the target class, computed in float32 so that fp16 and
+    bf16 scores cannot overflow the log-sum-exp.
+
+    Shapes: positive_scores [B], negative_scores [B, N] -> scalar.
+    """
+    logits = torch.cat([positive_scores.float()[:, None], negative_scores.float()], dim=1) / temperature  # [B, 1 + N]
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, target)
