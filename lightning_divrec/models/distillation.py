@@ -24,6 +24,10 @@ from lightning_divrec.training.run_dir import write_json_atomic
 
 log = logging.getLogger(__name__)
 
+TEACHER_SCORE_CACHE_LIMIT = 50_000_000
+"""Largest U * I for which the teacher's full score matrix is kept in memory
+(200 MB in float32); above it the teacher scores each batch's users again."""
+
 
 def check_distillation_config(config: dict) -> None:
     """Raise ``ValueError`` naming every ``model.*`` distillation value out of range."""
@@ -95,6 +99,7 @@ class DistillationModule(RankingModule):
         object.__setattr__(self, "_teacher", None)
         self.targets: TeacherTargets | None = None
         self._negative_sampler = None
+        self._teacher_scores: torch.Tensor | None = None
         self.report: dict | None = None
         """Teacher and student sizes, scoring times and test metrics, set by the test pass of a training run."""
 
@@ -149,6 +154,13 @@ class DistillationModule(RankingModule):
             batch_size=self.trainer.datamodule.config.eval_batch_size,
             device=self.device,
         )
+        self._teacher_scores = None
+        num_users, num_items = self.num_users, self.num_items
+        if num_users * num_items <= TEACHER_SCORE_CACHE_LIMIT:
+            # Scoring once here replaces one teacher pass over the catalogue per training step.
+            with torch.no_grad(), torch.autocast(device_type=self.device.type, enabled=False):
+                users = torch.arange(num_users, device=self.device)
+                self._teacher_scores = torch.cat([teacher.score(chunk).float() for chunk in torch.split(users, 1024)])  # [U, I]
 
     def train(self, mode: bool = True):
         # The teacher is not a registered child, so this only guards against a
@@ -161,6 +173,8 @@ class DistillationModule(RankingModule):
     @torch.no_grad()
     def _teacher_item_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Return float32 teacher scores of ``items`` [B, N] for ``users`` [B], without autocast."""
+        if self._teacher_scores is not None:
+            return torch.gather(self._teacher_scores[users], 1, items)  # [B, N]
         unique_users, inverse = torch.unique(users, return_inverse=True)
         with torch.autocast(device_type=self.device.type, enabled=False):
             scores = self._teacher.score(unique_users).float()  # [B_unique, I]
