@@ -160,7 +160,8 @@ class DistillationConfig(ModelConfig):
     """Length M of the teacher's list of unseen items per user."""
 
     kd_negatives: int = 50
-    """Non-training items sampled uniformly per row for both distillation losses."""
+    """Items drawn uniformly per row for both distillation losses; draws that are
+    training positives or in the teacher's list are left out of the losses."""
 
     rd_top_k: int = 10
     """Teacher items per user used as ranking-distillation positives (at most ``teacher_top_m``)."""

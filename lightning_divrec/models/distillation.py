@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 TEACHER_SCORE_CACHE_LIMIT = 50_000_000
 """Largest U * I for which the teacher's full score matrix is kept in memory
-(200 MB in float32); above it the teacher scores each batch's users again."""
+(200 MB in float32). Above it, the teacher scores each batch's users again."""
 
 
 def check_distillation_config(config: dict) -> None:
@@ -200,10 +200,21 @@ class DistillationModule(RankingModule):
 
     # ----- training ----------------------------------------------------------------------------
 
-    def _sample_negatives(self, users: torch.Tensor, count: int) -> torch.Tensor:
-        """Return ``count`` uniform non-training items per user, [B] -> [B, N]."""
+    def _sample_negatives(self, users: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``count`` items per user uniformly from the catalogue and flag the usable ones.
+
+        One draw and one membership test per step, because the exact
+        rejection sampler of the training triples redraws until every item
+        is a non-positive and costs several times more here. A draw that is a
+        training positive is flagged unusable and left out of the losses, so
+        the usable draws are uniform over the user's non-training items.
+
+        Shapes: users [B] -> items [B, N], usable [B, N] bool.
+        """
+        items = torch.randint(0, self.num_items, (len(users), count), device=users.device)  # [B, N]
         repeated = users.detach().cpu().repeat_interleave(count)
-        return self._negative_sampler.sample(repeated).view(len(users), count).to(users.device)
+        positive = self._negative_sampler.is_positive(repeated, items.flatten().cpu()).view(len(users), count)
+        return items, ~positive.to(users.device)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         config = self.model_config
@@ -212,9 +223,9 @@ class DistillationModule(RankingModule):
         top_items = self.targets.items[users]  # [B, M]
         top_logits = self.targets.logits[users]  # [B, M]
         top_valid = self.targets.valid[users]  # [B, M]
-        negatives = self._sample_negatives(users, config["kd_negatives"])  # [B, N]
+        negatives, negative_valid = self._sample_negatives(users, config["kd_negatives"])  # [B, N], [B, N]
         # A sampled item that is already in the teacher's list would count twice.
-        negative_valid = ~(negatives.unsqueeze(2) == top_items.unsqueeze(1)).any(dim=2)  # [B, N]
+        negative_valid &= ~(negatives.unsqueeze(2) == top_items.unsqueeze(1)).any(dim=2)  # [B, N]
 
         list_length = top_items.shape[1]
         items = torch.cat([batch["positives"].unsqueeze(1), batch["negatives"].unsqueeze(1), top_items.clamp_min(0), negatives], dim=1)
