@@ -8,6 +8,7 @@ from lightning_divrec.config.loading import (
 )
 from lightning_divrec.config.schema import (
     DataConfig,
+    DistillationConfig,
     EvalConfig,
     EvaluateConfig,
     GraphSAGEConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "DataConfig",
     "EvalConfig",
     "EvaluateConfig",
+    "DistillationConfig",
     "GraphSAGEConfig",
     "LoggerConfig",
     "MODEL_SCHEMAS",

@@ -196,10 +196,65 @@ class AttentionConfig(ModelConfig):
     """Folder of the cached title embeddings; null recomputes them every run."""
 
 
+@dataclass
+class DistillationConfig(ModelConfig):
+    """A small student ranker trained to match a frozen teacher checkpoint (listwise KD, ranking distillation)."""
+
+    name: Literal["distill"] = "distill"
+    """Selects this model."""
+
+    teacher_ckpt: Optional[str] = None
+    """Checkpoint written by ``train`` of any registered ranker, trained on the
+    same data and split (its data fingerprint is checked); required to train."""
+
+    student: ModelConfig = field(default_factory=lambda: GraphSAGEConfig(embedding_dim=16, num_layers=0, dropout=0.0))
+    """Config of the student model, chosen by ``model.student.name``. The
+    model class must implement ``score_items``; ``graphsage`` does (and with
+    ``num_layers=0`` it is matrix factorisation)."""
+
+    task_weight: float = 1.0
+    """Weight of the student's BPR loss on the training triples."""
+
+    kd_weight: float = 1.0
+    """Weight of the listwise KD loss: KL divergence between the teacher's and
+    the student's softmax over the teacher's list plus sampled negatives."""
+
+    rd_weight: float = 0.0
+    """Weight of ranking distillation: the teacher's first ``rd_top_k`` items
+    as position-weighted BPR positives against the sampled negatives."""
+
+    temperature: float = 1.0
+    """Softmax temperature T of the KD loss, which is scaled by T^2."""
+
+    teacher_top_m: int = 50
+    """Length M of the teacher's list of unseen items per user."""
+
+    kd_negatives: int = 50
+    """Items drawn uniformly per row for both distillation losses; draws that are
+    training positives or in the teacher's list are left out of the losses."""
+
+    rd_top_k: int = 10
+    """Teacher items per user used as ranking-distillation positives (at most ``teacher_top_m``)."""
+
+    rd_decay: float = 5.0
+    """Rank weights of ranking distillation are proportional to exp(-rank / rd_decay)."""
+
+    teacher_rerank: Literal["none", "mmr", "dpp"] = "none"
+    """Teach the teacher's list re-ranked by MMR or DPP over genre similarity,
+    so that the student learns diverse lists; ``none`` teaches its own order."""
+
+    teacher_rerank_trade_off: float = 0.5
+    """Trade-off of the teacher's re-ranker in [0, 1]; larger is more diverse."""
+
+    teacher_rerank_candidates: int = 200
+    """Teacher's top items per user that the re-ranker chooses from."""
+
+
 MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
     "graphsage": GraphSAGEConfig,
     "popularity": PopularityConfig,
     "attention": AttentionConfig,
+    "distill": DistillationConfig,
 }
 """Schema of each ``model.name``."""
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from lightning_divrec.config.model_schemas import MODEL_SCHEMAS, GraphSAGEConfig, ModelConfig, PopularityConfig
+from lightning_divrec.config.model_schemas import (  # noqa: F401 (re-exported)
+    MODEL_SCHEMAS,
+    DistillationConfig,
+    GraphSAGEConfig,
+    ModelConfig,
+    PopularityConfig,
+)
 
 
 @dataclass

@@ -108,6 +108,14 @@ class RankingModule(L.LightningModule):
         """Return scores of every item for each user, [B] -> [B, I]; higher ranks first."""
         raise NotImplementedError
 
+    def score_items(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Return differentiable scores of chosen items, users [B] and items [B, N] -> [B, N].
+
+        Distillation trains its student through this method; a model that
+        does not implement it cannot be a student.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement score_items")
+
     def prepare_scoring(self) -> None:
         """Precompute what ``score`` reuses during one evaluation pass (embeddings)."""
 

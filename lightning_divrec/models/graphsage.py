@@ -145,6 +145,10 @@ class GraphSAGEModule(RankingModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
         return loss
 
+    def score_items(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        users_all, items_all = self._encode()  # [U, D], [I, D]
+        return torch.einsum("bd,bnd->bn", users_all[users], items_all[items])  # [B, D], [B, N, D] -> [B, N]
+
     def _negatives(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Return [B, N] negatives: the batch's own and N - 1 more from the data module's sampler."""
         negatives = batch["negatives"].reshape(len(batch["users"]), -1)  # [B, 1]
