@@ -155,9 +155,9 @@ class GraphSAGEModule(RankingModule):
         extra = self.model_config.get("num_negatives", 1) - negatives.shape[1]
         if extra <= 0:
             return negatives
-        users = batch["users"].cpu()[:, None].expand(-1, extra).contiguous()  # [B, N - 1]
-        more = self.trainer.datamodule.negative_sampler.sample(users).to(negatives.device)
-        return torch.cat([negatives, more], dim=1)
+        users = batch["users"].cpu().repeat_interleave(extra)  # [B * (N - 1)]
+        more = self.trainer.datamodule.negative_sampler.sample(users).view(-1, extra)  # [B, N - 1]
+        return torch.cat([negatives, more.to(negatives.device)], dim=1)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate(), weight_decay=self.model_config["weight_decay"])
