@@ -4,9 +4,9 @@
 
 Builds a bipartite graph whose item degrees follow a power law (Zipf
 exponent ``--zipf``) and whose users draw ``--edges`` / ``--users`` items on
-average, removes duplicate edges, then runs ``--steps`` BPR training steps of
-the GraphSAGE encoder (sparse mean aggregation, every step propagating over
-the whole graph) with Adam. Reports the time of each phase and the peak
+average, and removes duplicate edges. It then runs ``--steps`` BPR training
+steps of the GraphSAGE encoder with Adam; the encoder uses the sparse mean
+aggregation, and every step propagates over the whole graph. Reports the time of each phase and the peak
 resident memory of the process (``ru_maxrss``), which includes the graph,
 the embeddings, Adam's state and the activations kept for backward.
 """
@@ -100,7 +100,7 @@ def main() -> None:
         **{key: round(value, 2) for key, value in timings.items()},
         "training step s": [round(value, 2) for value in step_seconds],
         "peak RSS GiB": round(peak_rss_gib(), 2),
-        "final loss": round(float(loss), 4),
+        "final loss": round(float(loss.detach()), 4),
     }
     print(json.dumps(result, indent=2))
     if args.output:

