@@ -128,11 +128,23 @@ def render(
     return RenderedScript(text=text, layout=layout, entry_point=entry_point)
 
 
+def job_environment() -> dict[str, str]:
+    """Return this process's environment without the variables that tie a job to this process.
+
+    sbatch copies the submitting environment into the job. ``WANDB_SERVICE``
+    points at the W&B service of the process that set it (a notebook, or a
+    test run that trained in-process). A job that inherits it registers its
+    run in that service, so after a requeue the restarted job finds its own
+    run id still open there and W&B rejects it as in use.
+    """
+    return {name: value for name, value in os.environ.items() if name != "WANDB_SERVICE"}
+
+
 def submit(script: Path, extra_args: Sequence[str] = ()) -> str:
     """Submit ``script`` with ``sbatch --parsable`` and return the job id."""
     command = ["sbatch", "--parsable", *extra_args, str(script)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=job_environment())
     except FileNotFoundError:
         raise FileNotFoundError(
             "sbatch not found; run divrec-slurm on a machine with the Slurm client, or pass --dry-run"

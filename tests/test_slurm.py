@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lightning_divrec.config import ConfigError, load_evaluate_config, load_train_config
-from lightning_divrec.slurm import default_template_dir, find_template, main, render, submit
+from lightning_divrec.slurm import default_template_dir, find_template, job_environment, main, render, submit
 from lightning_divrec.train import train
 from lightning_divrec.training.run_dir import write_text_atomic
 from lightning_divrec.training.slurm_env import SlurmLayout, layout_from_env, layout_problems
@@ -149,6 +149,14 @@ def test_render_gres_replaces_gpus_per_node():
     directives = _directives(rendered.text)
     assert "gpus-per-node" not in directives
     assert rendered.layout.gpus_per_node == 2
+
+
+def test_job_environment_drops_wandb_service(monkeypatch):
+    monkeypatch.setenv("WANDB_SERVICE", "2-1234-tcp-localhost-5678")
+    monkeypatch.setenv("DIVREC_MARKER", "kept")
+    environment = job_environment()
+    assert "WANDB_SERVICE" not in environment
+    assert environment["DIVREC_MARKER"] == "kept"
 
 
 @pytest.mark.parametrize(
@@ -286,24 +294,6 @@ def _wait_for(job_id: str, states: set[str], timeout: float) -> str:
     raise AssertionError(f"job {job_id} not in {states} after {timeout} s (last state {state})")
 
 
-def _wait_for_exit(job_id: str, timeout: float) -> None:
-    """Wait until no process of ``job_id`` is left, for example a W&B service still closing its run."""
-    marker = f"SLURM_JOB_ID={job_id}".encode() + b"\0"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = []
-        for environ in Path("/proc").glob("[0-9]*/environ"):
-            try:
-                if marker in environ.read_bytes():
-                    alive.append(environ.parent.name)
-            except OSError:  # the process ended, or it is not ours to read
-                continue
-        if not alive:
-            return
-        time.sleep(1)
-    raise AssertionError(f"processes {alive} of job {job_id} still running after {timeout} s")
-
-
 def _job_output(tmp_path: Path, job_id: str) -> str:
     path = tmp_path / f"slurm-{job_id}.out"
     return path.read_text(errors="replace") if path.is_file() else "(no job output)"
@@ -375,10 +365,7 @@ def test_requeue_resumes_from_checkpoint(slurm_cluster, tmp_path, trigger):
         requeue = subprocess.run(["scancel", "--signal=USR1", job_id], capture_output=True, text=True, timeout=30)
     assert requeue.returncode == 0, requeue.stderr
     # Slurm holds a requeued job (reason BeginTime) for about two minutes; release it now.
-    # The hold also gives the first run time to exit: its W&B service must close the run
-    # before the restarted job reopens the same run id, so wait for that here instead.
     assert _wait_for(job_id, {"PENDING"}, timeout=120) == "PENDING"
-    _wait_for_exit(job_id, timeout=120)
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True, timeout=30)
 
     state = _wait_for(job_id, {"COMPLETED"}, timeout=300)
