@@ -71,6 +71,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock training budget in minutes")
     parser.add_argument("--mix", type=float, nargs="*", default=None, help="model.interest_mix values to test")
     parser.add_argument("--output", type=Path, required=True, help="JSON file for the results")
+    parser.add_argument("--save-state", type=Path, default=None, help="write the best weights here (torch.save)")
+    parser.add_argument(
+        "--load-state", type=Path, default=None,
+        help="skip training: test the weights that --save-state wrote, with the same overrides",
+    )
     parser.add_argument("overrides", nargs="*", help="train.py overrides after --")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -100,9 +105,16 @@ def main() -> None:
         callbacks=[recorder],
     )
     started = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    if args.load_state is None:
+        trainer.fit(model, datamodule=datamodule)
+    else:
+        recorder.best_state = torch.load(args.load_state, weights_only=True)
     wall = time.perf_counter() - started
     model.load_state_dict(recorder.best_state)
+    if args.save_state is not None and args.load_state is None:
+        temporary = args.save_state.with_name(args.save_state.name + ".tmp")
+        torch.save(recorder.best_state, temporary)
+        temporary.replace(args.save_state)
 
     tests = {}
     for mix in args.mix if args.mix is not None else [model_options["interest_mix"]]:

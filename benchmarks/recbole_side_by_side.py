@@ -15,9 +15,13 @@ Steps, each model in its own process so that its peak RSS is its own:
    (``benchmarks/recbole/run_ours.py score``), so every metric has one definition.
 3. Our GraphSAGE, BPR-MF (GraphSAGE with no layers) and popularity
    (``benchmarks/recbole/run_ours.py train``).
-4. With ``--sasrec``: RecBole's SASRec under leave-one-out by time. Our
-   attention ranker is reported as not yet run, and as not yet available
-   while ``model=attention`` is not registered.
+4. With ``--sasrec``: RecBole's SASRec and our attention ranker
+   (``model=attention``; also with title embeddings under ``--sasrec-text``)
+   under leave-one-out by time, with ``--sasrec-budget`` training seconds each.
+   Both read MovieLens-100K with time ties ordered our way (``export_loo``),
+   and RecBole's own leave-one-out split of that file is checked pair by pair
+   against ours. To run this part alone:
+   ``--sasrec --recbole-models --our-models --skip-split-check``.
 
 Writes ``<work-dir>/side_by_side.json`` and ``<work-dir>/side_by_side.md``.
 """
@@ -25,6 +29,7 @@ Writes ``<work-dir>/side_by_side.json`` and ``<work-dir>/side_by_side.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -35,13 +40,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks" / "recbole"))
 
 from export_split import compare_splits, export_split, random_ratio_split, read_pairs, recbole_shuffle, split_pairs  # noqa: E402
+from export_split import DATASET, load_ml100k, write_atomic_inter  # noqa: E402
 
-from lightning_divrec.models import MODELS  # noqa: E402
+from lightning_divrec.data.splits import leave_one_out  # noqa: E402
 
 log = logging.getLogger("side_by_side")
 
@@ -125,26 +133,95 @@ def run_our_model(args, work: Path, model: str) -> dict:
     return result
 
 
+def export_loo(folder: Path) -> dict[str, set[tuple[str, str]]]:
+    """Write MovieLens-100K for RecBole's leave-one-out with our order of time ties; return our split's pairs.
+
+    RecBole orders each user's interactions by timestamp alone, so equal
+    timestamps could fall in another order than ours, where ties are broken
+    by item index. The exported timestamps are therefore each row's rank in
+    our (user, timestamp, item) order: unique and, within a user, in our
+    order. Only the order matters to a sequential model, never the values.
+    """
+    data = load_ml100k()
+    order = np.lexsort((data.item, data.timestamp, data.user))  # [N]
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    ranked = dataclasses.replace(data, timestamp=ranks)
+    target = folder / DATASET
+    target.mkdir(parents=True, exist_ok=True)
+    write_atomic_inter(target / f"{DATASET}.inter", ranked, np.arange(len(data)))
+    return split_pairs(data, leave_one_out(data))
+
+
 def run_sasrec(args, work: Path) -> dict:
-    """Leave-one-out part: RecBole's SASRec, and our attention ranker once it is registered."""
+    """Leave-one-out part: RecBole's SASRec and our attention ranker on the same rows and the same budget."""
     part: dict = {}
+    data_dir = work / "data-loo"
+    ours = export_loo(data_dir)
+    if not args.skip_split_check:
+        folder = work / "recbole_own_loo_split"
+        run_logged(
+            [args.recbole_python, str(ROOT / "benchmarks/recbole/run_recbole.py"), "split", "--protocol", "loo",
+             "--data-dir", str(data_dir), "--output", str(folder)],
+            work / "recbole_own_loo_split.log",
+        )
+        part["split_check"] = compare_splits(ours, read_pairs(folder))
+        if not part["split_check"]["identical"]:
+            raise RuntimeError(
+                f"RecBole's leave-one-out split of {data_dir} differs from ours: {part['split_check']}; "
+                "the comparison would not be on identical data"
+            )
     folder = work / "recbole-SASRec"
     command = [
         args.recbole_python, str(ROOT / "benchmarks/recbole/run_recbole.py"), "train", "--model", "SASRec",
-        "--protocol", "loo", "--data-dir", str(work / "data"), "--output", str(folder), "--seed", str(args.seed),
+        "--protocol", "loo", "--data-dir", str(data_dir), "--output", str(folder), "--seed", str(args.seed),
         "--epochs", str(args.sasrec_epochs), "--stopping-step", str(args.stopping_step),
     ]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
     if args.sasrec_budget is not None:
         command += ["--time-budget", str(args.sasrec_budget)]
-    wall = run_logged(command, work / "recbole-SASRec.log")
-    part["recbole-SASRec"] = json.loads((folder / "result.json").read_text()) | {"seconds_process": wall}
-    if "attention" in MODELS:
-        # TODO: run our attention ranker under leave-one-out with the same
-        # training budget once its config keys are settled.
-        part["ours-attention"] = {"status": "registered, but this harness does not run it yet"}
-    else:
-        part["ours-attention"] = {"status": "not yet available: model=attention is not registered"}
+    if not args.sasrec_skip_recbole:
+        wall = run_logged(command, work / "recbole-SASRec.log")
+        part["recbole-SASRec"] = json.loads((folder / "result.json").read_text()) | {"seconds_process": wall}
+    variants = {"ours-attention": []}
+    if args.sasrec_text:
+        variants["ours-attention-text"] = ["model.text_model=all-MiniLM-L6-v2"]
+    for name, overrides in variants.items():
+        folder = work / name
+        command = [
+            sys.executable, str(ROOT / "benchmarks/recbole/run_ours.py"), "train", "--model", "attention",
+            "--protocol", "loo", "--output", str(folder), "--seed", str(args.seed),
+            "--override", f"trainer.max_epochs={args.sasrec_epochs}",
+            "--override", f"trainer.early_stopping_patience={args.stopping_step}",
+        ]
+        command += [item for override in overrides for item in ("--override", override)]
+        if args.threads is not None:
+            command += ["--threads", str(args.threads)]
+        if args.sasrec_budget is not None:
+            command += ["--train-budget", str(args.sasrec_budget)]
+        wall = run_logged(command, work / f"{name}.log")
+        part[name] = json.loads((folder / "result.json").read_text()) | {"seconds_process": wall}
     return part
+
+
+def sasrec_ratios(part: dict) -> list[dict]:
+    """Return our attention ranker's epoch time and test NDCG@10 relative to RecBole's SASRec."""
+    theirs = part.get("recbole-SASRec")
+    if theirs is None:
+        return []
+    rows = []
+    for name in ("ours-attention", "ours-attention-text"):
+        mine = part.get(name)
+        if mine is None:
+            continue
+        epoch = ratio(mine["seconds_per_train_epoch"], theirs["seconds_per_train_epoch"])
+        ndcg = ratio(mine["test"]["test/ndcg@10"], theirs["recbole_test"]["ndcg@10"])
+        rows.append({"measure": f"training epoch, {name} / RecBole SASRec", "value": epoch, "target": "<= 0.2",
+                     "met": None if epoch is None else epoch <= 0.2})
+        rows.append({"measure": f"test NDCG@10, {name} / RecBole SASRec", "value": ndcg, "target": ">= 1.05",
+                     "met": None if ndcg is None else ndcg >= 1.05})
+    return rows
 
 
 def ratio(numerator, denominator):
@@ -256,16 +333,32 @@ def markdown(report: dict) -> str:
                 f"{result['same_part_sizes_per_user']}, shared pairs {shared}"
             )
     if "sasrec" in report:
-        lines += ["", "## Leave-one-out: SASRec", ""]
+        lines += ["", "## Leave-one-out: RecBole's SASRec and our attention ranker", ""]
+        check = report["sasrec"].get("split_check")
+        if check is not None:
+            lines.append(f"- RecBole's own leave-one-out split identical to ours: {check['identical']}")
+        lines += [
+            "",
+            "| run | NDCG@10 | HR@10 | epochs | s per training epoch | budget s | peak RSS MiB |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for key, result in report["sasrec"].items():
+            if key == "split_check":
+                continue
             if "recbole_test" in result:
-                lines.append(
-                    f"- {key}: RecBole NDCG@10 {fmt(result['recbole_test'].get('ndcg@10'))}, "
-                    f"{result['epochs_trained']} epochs, {fmt(result['seconds_per_train_epoch'], 1)} s/epoch, "
-                    f"budget {result.get('time_budget_seconds')} s"
-                )
+                ndcg, hit = result["recbole_test"].get("ndcg@10"), result["recbole_test"].get("hit@10")
+                budget = result.get("time_budget_seconds")
             else:
-                lines.append(f"- {key}: {result['status']}")
+                ndcg, hit = result["test"]["test/ndcg@10"], result["test"].get("test/hit@10")
+                budget = result.get("train_budget_seconds")
+            lines.append(
+                f"| {key} | {fmt(ndcg)} | {fmt(hit)} | {result['epochs_trained']} | "
+                f"{fmt(result['seconds_per_train_epoch'], 1)} | {fmt(budget, 0)} | {fmt(result['peak_rss_mib'], 0)} |"
+            )
+        ratios = report.get("sasrec_ratios", [])
+        if ratios:
+            lines += ["", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
+            lines += [f"| {row['measure']} | {fmt(row['value'], 3)} | {row['target']} | {row['met']} |" for row in ratios]
     return "\n".join(lines) + "\n"
 
 
@@ -310,6 +403,8 @@ def main() -> None:
     parser.add_argument("--sasrec", action="store_true", help="also run the leave-one-out SASRec part")
     parser.add_argument("--sasrec-epochs", type=int, default=50)
     parser.add_argument("--sasrec-budget", type=float, default=None, help="training seconds for each sequential model")
+    parser.add_argument("--sasrec-text", action="store_true", help="also run our attention ranker with title embeddings")
+    parser.add_argument("--sasrec-skip-recbole", action="store_true", help="run only our side of the SASRec part")
     parser.add_argument("--skip-split-check", action="store_true")
     parser.add_argument("--quick", action="store_true", help="2 epochs for every model, to check the set-up")
     parser.add_argument(
@@ -349,6 +444,7 @@ def main() -> None:
         write_report(work, report, began)
     if args.sasrec:
         report["sasrec"] = run_sasrec(args, work)
+        report["sasrec_ratios"] = sasrec_ratios(report["sasrec"])
     write_report(work, report, began)
     log.info("wrote %s and %s", work / "side_by_side.json", work / "side_by_side.md")
 

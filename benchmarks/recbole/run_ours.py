@@ -45,11 +45,15 @@ OUR_MODELS = {
     "graphsage": [],
     "bpr-mf": ["model.num_layers=0", "model.dropout=0", "model.lr=0.001", "trainer.max_epochs=150"],
     "popularity": ["model=popularity"],
+    "attention": ["model=attention", "data.batch_size=128"],
 }
 """Overrides of each model on top of ``configs/train.yaml``."""
 
 PROTOCOL = ["data.split=random_811", "data.mask_valid_at_test=true", "logger=csv", "trainer.enable_progress_bar=false"]
 """RecBole's 8:1:1 protocol: random order, split per user, validation items masked at test."""
+
+LOO_PROTOCOL = ["data.split=loo", "data.mask_valid_at_test=true", "logger=csv", "trainer.enable_progress_bar=false"]
+"""Leave-one-out by time, each user's last item for test and the one before for validation, both masked at test."""
 
 
 def peak_rss_mib() -> float:
@@ -165,7 +169,7 @@ def run_train(args) -> None:
     output = Path(args.output).resolve()
     output.mkdir(parents=True, exist_ok=True)
     overrides = (
-        PROTOCOL
+        (LOO_PROTOCOL if args.protocol == "loo" else PROTOCOL)
         + OUR_MODELS[args.model]
         + [f"seed={args.seed}", f"data.split_seed={args.split_seed}", f"output_dir={output}", "run_name=run"]
         + list(args.override)
@@ -187,6 +191,7 @@ def run_train(args) -> None:
     # train() validates the best checkpoint again at the end; both are in `val`.
     result = {
         "model": args.model,
+        "protocol": args.protocol,
         "overrides": overrides,
         "test": metrics["test"],
         "epochs_trained": len(times.train),
@@ -282,6 +287,10 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="test_scores.npz written by run_recbole.py (score)")
     parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--split-seed", type=int, default=2020, help="data.split_seed of the exported split")
+    parser.add_argument(
+        "--protocol", default="ratio", choices=["ratio", "loo"],
+        help="ratio: RecBole's random 8:1:1 split (train only); loo: leave-one-out by time",
+    )
     parser.add_argument("--override", action="append", default=[], help="extra config override key=value, repeatable")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument(

@@ -16,7 +16,8 @@ epoch and evaluation times and peak RSS. It also writes
 every item with the original user and item ids, which our metric suite scores.
 
 ``split`` loads ``<data-dir>/ml-100k-divrec/ml-100k-divrec.inter`` with RecBole's random
-8:1:1 split per user and writes the three parts as ``user<TAB>item`` files.
+8:1:1 split per user (``--protocol loo``: its leave-one-out by time) and writes
+the three parts as ``user<TAB>item`` files.
 
 RecBole bugs met on this machine are patched here, inside this process, and
 never in site-packages; ``apply_patches`` lists them with their reasons.
@@ -57,6 +58,10 @@ PATCHES = {
         "only tensors to the CPU."
     ),
 }
+
+
+LOO_EVAL_ARGS = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
+"""RecBole's leave-one-out by time: each user's last interaction for test, the one before for validation."""
 
 
 def apply_patches() -> None:
@@ -116,7 +121,10 @@ def run_split(args) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        config = Config(model="BPR", dataset=DATASET, config_dict=base_config(args, Path(scratch)))
+        config_dict = base_config(args, Path(scratch))
+        if args.protocol == "loo":
+            config_dict["eval_args"] = LOO_EVAL_ARGS
+        config = Config(model="BPR", dataset=DATASET, config_dict=config_dict)
         # The same order of calls as recbole.quick_start.run_recbole: seed, load, split.
         init_seed(config["seed"], config["reproducibility"])
         dataset = create_dataset(config)
@@ -150,7 +158,7 @@ def model_config(args) -> dict:
         settings["benchmark_filename"] = ["train", "valid", "test"]
     else:
         # Leave-one-out by time on the whole file: RecBole's own split.
-        settings["eval_args"] = {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}
+        settings["eval_args"] = LOO_EVAL_ARGS
     if args.model == "LightGCN":
         settings["n_layers"] = args.layers
     if args.model == "SASRec":
