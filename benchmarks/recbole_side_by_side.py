@@ -133,7 +133,7 @@ def run_our_model(args, work: Path, model: str) -> dict:
     return result
 
 
-def export_loo(folder: Path) -> dict[str, set[tuple[str, str]]]:
+def export_loo(folder: Path, path: str | None = None) -> dict[str, set[tuple[str, str]]]:
     """Write MovieLens-100K for RecBole's leave-one-out with our order of time ties; return our split's pairs.
 
     RecBole orders each user's interactions by timestamp alone, so equal
@@ -141,8 +141,9 @@ def export_loo(folder: Path) -> dict[str, set[tuple[str, str]]]:
     by item index. The exported timestamps are therefore each row's rank in
     our (user, timestamp, item) order: unique and, within a user, in our
     order. Only the order matters to a sequential model, never the values.
+    ``path`` is the MovieLens-100K folder (default: the copy in the ``recbole`` wheel).
     """
-    data = load_ml100k()
+    data = load_ml100k(path)
     order = np.lexsort((data.item, data.timestamp, data.user))  # [N]
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order))
@@ -182,8 +183,11 @@ def run_sasrec(args, work: Path) -> dict:
     if args.sasrec_budget is not None:
         command += ["--time-budget", str(args.sasrec_budget)]
     if not args.sasrec_skip_recbole:
+        load_before = os.getloadavg()
         wall = run_logged(command, work / "recbole-SASRec.log")
-        part["recbole-SASRec"] = json.loads((folder / "result.json").read_text()) | {"seconds_process": wall}
+        part["recbole-SASRec"] = json.loads((folder / "result.json").read_text()) | {
+            "seconds_process": wall, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        }
     variants = {"ours-attention": []}
     if args.sasrec_text:
         variants["ours-attention-text"] = ["model.text_model=all-MiniLM-L6-v2"]
@@ -200,8 +204,11 @@ def run_sasrec(args, work: Path) -> dict:
             command += ["--threads", str(args.threads)]
         if args.sasrec_budget is not None:
             command += ["--train-budget", str(args.sasrec_budget)]
+        load_before = os.getloadavg()
         wall = run_logged(command, work / f"{name}.log")
-        part[name] = json.loads((folder / "result.json").read_text()) | {"seconds_process": wall}
+        part[name] = json.loads((folder / "result.json").read_text()) | {
+            "seconds_process": wall, "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        }
     return part
 
 
@@ -339,8 +346,8 @@ def markdown(report: dict) -> str:
             lines.append(f"- RecBole's own leave-one-out split identical to ours: {check['identical']}")
         lines += [
             "",
-            "| run | NDCG@10 | HR@10 | epochs | s per training epoch | budget s | peak RSS MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| run | NDCG@10 | HR@10 | epochs | s per training epoch | budget s | peak RSS MiB | load average before, after |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for key, result in report["sasrec"].items():
             if key == "split_check":
@@ -353,7 +360,8 @@ def markdown(report: dict) -> str:
                 budget = result.get("train_budget_seconds")
             lines.append(
                 f"| {key} | {fmt(ndcg)} | {fmt(hit)} | {result['epochs_trained']} | "
-                f"{fmt(result['seconds_per_train_epoch'], 1)} | {fmt(budget, 0)} | {fmt(result['peak_rss_mib'], 0)} |"
+                f"{fmt(result['seconds_per_train_epoch'], 1)} | {fmt(budget, 0)} | {fmt(result['peak_rss_mib'], 0)} | "
+                f"{fmt(result['load_average_before'][0], 1)}, {fmt(result['load_average_after'][0], 1)} |"
             )
         ratios = report.get("sasrec_ratios", [])
         if ratios:

@@ -25,7 +25,7 @@ import run_ours  # noqa: E402
 from lightning_divrec.config.loading import load_train_config  # noqa: E402
 from lightning_divrec.data import RecDataModule  # noqa: E402
 from lightning_divrec.data.sources.recbole_atomic import read_atomic_interactions  # noqa: E402
-from lightning_divrec.data.splits import random_ratio_split  # noqa: E402
+from lightning_divrec.data.splits import leave_one_out, random_ratio_split  # noqa: E402
 from lightning_divrec.metrics import RankingMetricSuite  # noqa: E402
 
 RECBOLE_PYTHON = ROOT / "benchmarks" / "recbole" / ".venv" / "bin" / "python"
@@ -45,6 +45,26 @@ def test_export_round_trip(tmp_path, tiny_ml100k):
     whole = read_atomic_interactions(folder / f"{export_split.DATASET}.inter")
     assert len(whole) == len(data)
     assert not list(folder.glob("*.tmp"))
+
+
+def test_loo_export_orders_ties_our_way(tmp_path, tiny_ml100k):
+    pairs = recbole_side_by_side.export_loo(tmp_path, path=str(tiny_ml100k))
+    data = export_split.load_ml100k(str(tiny_ml100k))
+    written = read_atomic_interactions(tmp_path / export_split.DATASET / f"{export_split.DATASET}.inter")
+    assert len(written) == len(data)
+    assert written["timestamp"].is_unique
+    assert data.timestamp.size > np.unique(np.stack([data.user, data.timestamp]), axis=1).shape[1], "no time ties to order"
+    # Per user, the written timestamps order the items as leave_one_out does: by time, ties by item index.
+    index_of_item = {str(item): index for index, item in enumerate(data.item_ids)}
+    for user, rows in written.groupby("user"):
+        items_by_written_time = [index_of_item[str(item)] for item in rows.sort_values("timestamp")["item"]]
+        user_index = list(map(str, data.user_ids)).index(str(user))
+        mine = np.flatnonzero(data.user == user_index)
+        expected = data.item[mine[np.lexsort((data.item[mine], data.timestamp[mine]))]].tolist()
+        assert items_by_written_time == expected
+    split = leave_one_out(data)
+    assert pairs == export_split.split_pairs(data, split)
+    assert not list((tmp_path / export_split.DATASET).glob("*.tmp"))
 
 
 def test_permutation_replaces_shuffle(tiny_ml100k):
