@@ -94,7 +94,8 @@ def test_interest_mix_ends():
     # Interest 0 scores every item higher than interest 1 does.
     scores = torch.tensor([[[10.0, 9.0, 8.0, 1.0], [0.0, 0.0, 0.0, 3.0]]])
     assert score_across_interests(scores, 0.0).tolist() == [[10.0, 9.0, 8.0, 3.0]]
-    # At 1 each interest's best item is at 0: item 3 (best of interest 1) ties with item 0.
+    # Interest 0 claims items 0-2 (best 10), interest 1 claims item 3 (best 3). At 1 each
+    # claimed set's best item is at 0: item 3 ties with item 0.
     assert score_across_interests(scores, 1.0).tolist() == [[0.0, -1.0, -2.0, 0.0]]
     with pytest.raises(ValueError, match="1.5"):
         score_across_interests(scores, 1.5)
@@ -106,6 +107,39 @@ def test_interest_mix_ends():
 def _attention_overrides(tiny_overrides: list[str]) -> list[str]:
     shrunk = [override for override in tiny_overrides if not override.startswith("model.embedding_dim")]
     return shrunk + ["model=attention", "model.embedding_dim=8", "model.max_length=4", "data.batch_size=8"]
+
+
+def _genre_ild(top: torch.Tensor, genre: torch.Tensor) -> float:
+    """Return the share of item pairs in each list whose (single) genres differ, averaged over lists."""
+    genres = genre[top]  # [B, K]
+    differ = (genres[:, :, None] != genres[:, None, :]).float()  # [B, K, K]
+    k = top.shape[1]
+    return (differ.sum(dim=(1, 2)) / (k * (k - 1))).mean().item()
+
+
+def test_interest_mix_trades_relevance_for_diversity():
+    # 20 items, 0-9 of genre 0 and 10-19 of genre 1. Every interest shares a part
+    # that prefers genre 0; interest 0 adds a preference for genre 0, interest 1 a
+    # weaker one for genre 1. User 1 is user 0 with the items' genres swapped.
+    shared = torch.cat([5.0 - 0.1 * torch.arange(10.0), 1.0 - 0.1 * torch.arange(10.0)])  # [I]
+    genre_zero = torch.cat([torch.ones(10), torch.zeros(10)])
+    user = torch.stack([shared + genre_zero, shared + 2.0 * (1 - genre_zero)])  # [M, I]
+    swap = torch.cat([torch.arange(10, 20), torch.arange(10)])
+    scores = torch.stack([user, user[:, swap]])  # [B, M, I]
+    genre = torch.stack([1 - genre_zero.long(), genre_zero.long()])  # [B, I] genre of each item per user
+    relevance = scores.amax(dim=1)  # [B, I] the plain maximum, the mix-0 ranking
+
+    ild, kept_relevance = [], []
+    for mix in (0.0, 0.25, 0.5, 0.75, 1.0):
+        top = score_across_interests(scores, mix).topk(10, dim=1).indices  # [B, 10]
+        ild.append(sum(_genre_ild(top[b : b + 1], genre[b]) for b in range(2)) / 2)
+        kept_relevance.append(relevance.gather(1, top).sum().item())
+
+    assert ild[0] == 0.0, "at mix 0 the dominant interest's genre fills the list"
+    assert ild[-1] > 0.4, "at mix 1 both interests contribute items"
+    assert all(later >= earlier for earlier, later in zip(ild, ild[1:])), ild
+    assert all(later <= earlier for earlier, later in zip(kept_relevance, kept_relevance[1:])), kept_relevance
+    assert kept_relevance[-1] < kept_relevance[0]
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])

@@ -57,17 +57,31 @@ def route_to_target(interests: torch.Tensor, target_vectors: torch.Tensor) -> to
 
 
 def score_across_interests(interest_scores: torch.Tensor, mix: float) -> torch.Tensor:
-    """Combine per-interest scores into one score per item, trading relevance for spread.
+    """Combine per-interest scores into one score per item, trading relevance for spread across interests.
 
-    ``score_i = max_m (s_mi - mix * g_m)`` where ``g_m = max_i s_mi`` is the
-    best score of interest m. At ``mix = 0`` this is the plain maximum, where
-    the interest with the largest scores fills most of the list. At
-    ``mix = 1`` every interest's best item scores 0, so the top of the list
-    takes items from every interest in turn.
+    Each item is claimed by the interest that scores it highest, and its
+    relevance is that score, ``r_i = max_m s_mi``. With ``g_m`` the highest
+    relevance among the items that interest m claims:
+
+        score_i = r_i - mix * g_(interest claiming i)
+
+    At ``mix = 0`` this is the plain maximum over interests. The interest
+    with the largest scores then fills most of the list, and because every
+    interest shares the position's own output (see ``InterestPooling``), the
+    top items of all interests tend to be the same. At ``mix = 1`` the best
+    item of every interest scores 0, so the list takes the most relevant
+    items of each interest's claimed set in turn, in order of relevance
+    within each set. The claimed sets do not overlap, so a list spread over
+    them holds items that different interests favour. Relevance drops in
+    exchange. The top-K of the result is the list, so the scores still rank
+    the full catalogue.
 
     Shapes: interest_scores [B, M, I] -> [B, I].
     """
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"interest mix {mix} must lie in [0, 1]")
-    offsets = interest_scores.amax(dim=2, keepdim=True)  # [B, M, 1]
-    return (interest_scores - mix * offsets).amax(dim=1)
+    relevance, claimed_by = interest_scores.max(dim=1)  # [B, I] each
+    best_claimed = torch.full(
+        interest_scores.shape[:2], float("-inf"), dtype=interest_scores.dtype, device=interest_scores.device
+    ).scatter_reduce(1, claimed_by, relevance, reduce="amax")  # [B, M]; -inf for an interest that claims nothing
+    return relevance - mix * best_claimed.gather(1, claimed_by)
