@@ -119,7 +119,7 @@ def _genre_ild(top: torch.Tensor, genre: torch.Tensor) -> float:
 
 def test_interest_mix_trades_relevance_for_diversity():
     # 20 items, 0-9 of genre 0 and 10-19 of genre 1. Every interest shares a part
-    # that prefers genre 0; interest 0 adds a preference for genre 0, interest 1 a
+    # that prefers genre 0. Interest 0 adds a preference for genre 0 and interest 1 a
     # weaker one for genre 1. User 1 is user 0 with the items' genres swapped.
     shared = torch.cat([5.0 - 0.1 * torch.arange(10.0), 1.0 - 0.1 * torch.arange(10.0)])  # [I]
     genre_zero = torch.cat([torch.ones(10), torch.zeros(10)])

@@ -289,7 +289,7 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=2020, help="data.split_seed of the exported split")
     parser.add_argument(
         "--protocol", default="ratio", choices=["ratio", "loo"],
-        help="ratio: RecBole's random 8:1:1 split (train only); loo: leave-one-out by time",
+        help="split for train (score always uses ratio): ratio, RecBole's random 8:1:1; loo, leave-one-out by time",
     )
     parser.add_argument("--override", action="append", default=[], help="extra config override key=value, repeatable")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")

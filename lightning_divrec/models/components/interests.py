@@ -72,7 +72,7 @@ def score_across_interests(interest_scores: torch.Tensor, mix: float) -> torch.T
     item of every interest scores 0, so the list takes the most relevant
     items of each interest's claimed set in turn, in order of relevance
     within each set. The claimed sets do not overlap, so a list spread over
-    them holds items that different interests favour. Relevance drops in
+    them contains items that different interests favour. Relevance drops in
     exchange. The top-K of the result is the list, so the scores still rank
     the full catalogue.
 
