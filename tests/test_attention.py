@@ -97,6 +97,9 @@ def test_interest_mix_ends():
     # Interest 0 claims items 0-2 (best 10), interest 1 claims item 3 (best 3). At 1 each
     # claimed set's best item is at 0: item 3 ties with item 0.
     assert score_across_interests(scores, 1.0).tolist() == [[0.0, -1.0, -2.0, 0.0]]
+    # With item 0 removed from the ranking, interest 0's best remaining item (1, at 9) sets its offset.
+    excluded = torch.tensor([[True, False, False, False]])
+    assert score_across_interests(scores, 1.0, excluded).tolist() == [[1.0, 0.0, -1.0, 0.0]]
     with pytest.raises(ValueError, match="1.5"):
         score_across_interests(scores, 1.5)
 

@@ -176,9 +176,10 @@ class AttentionConfig(ModelConfig):
     more adds attention pooling into M interests (see ``interest_mix``)."""
 
     interest_mix: float = 0.0
-    """Knob in [0, 1] for M > 1: 0 ranks by the best interest's score (most
-    relevant), 1 subtracts each interest's top score first, so the list is
-    spread over all interests (more diverse)."""
+    """Knob in [0, 1] for M > 1. Each item is claimed by the interest that
+    scores it highest. 0 ranks by that score (most relevant), and 1 subtracts
+    the best score among the interest's claimed items, so the list takes
+    every interest's own items in turn (more diverse, less relevant)."""
 
     text_model: Optional[str] = None
     """Item text encoder. Null turns text features off, ``all-MiniLM-L6-v2``

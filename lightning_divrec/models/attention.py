@@ -51,6 +51,8 @@ class AttentionRankerModule(RankingModule):
         self.interests = InterestPooling(config["embedding_dim"], num_interests) if num_interests > 1 else None
         self._build_text_features(config)
         self.histories: dict[str, torch.Tensor] = {}
+        self.excluded_items: dict = {}
+        """Per stage, the ``CSR`` of items the evaluation removes from each user's ranking."""
         self.scoring_stage = "test"
         """History that ``score`` reads: ``val`` during validation, ``test`` otherwise."""
         self._cached_table: torch.Tensor | None = None
@@ -81,6 +83,8 @@ class AttentionRankerModule(RankingModule):
     def attach_data(self, datamodule) -> None:
         sequences = datamodule.use_sequence_batches(self.model_config["max_length"], self.model_config.get("windows", "all"))
         self.histories = sequences.histories
+        # The items each stage removes from a user's ranking; the interest knob spreads the list over the rest.
+        self.excluded_items = {stage: part.exclude for stage, part in getattr(datamodule, "stages", {}).items()}
         if self.text_projection is None:
             return
         self.item_titles = list(datamodule.interactions.item_titles)
@@ -200,4 +204,9 @@ class AttentionRankerModule(RankingModule):
         interest_scores = vectors @ table[: self.num_items].float().T  # [B, M, D] @ [D, I] -> [B, M, I]
         if interest_scores.shape[1] == 1:
             return interest_scores[:, 0]
-        return score_across_interests(interest_scores, self.model_config.get("interest_mix", 0.0))
+        excluded = None
+        if self.scoring_stage in self.excluded_items:
+            rows, items = self.excluded_items[self.scoring_stage].gather(users.cpu().numpy())
+            excluded = torch.zeros(interest_scores.shape[0], self.num_items, dtype=torch.bool, device=users.device)
+            excluded[torch.from_numpy(rows).to(users.device), torch.from_numpy(items).to(users.device)] = True
+        return score_across_interests(interest_scores, self.model_config.get("interest_mix", 0.0), excluded)

@@ -56,7 +56,7 @@ def route_to_target(interests: torch.Tensor, target_vectors: torch.Tensor) -> to
     return interests[torch.arange(len(interests), device=interests.device), choice]
 
 
-def score_across_interests(interest_scores: torch.Tensor, mix: float) -> torch.Tensor:
+def score_across_interests(interest_scores: torch.Tensor, mix: float, excluded: torch.Tensor | None = None) -> torch.Tensor:
     """Combine per-interest scores into one score per item, trading relevance for spread across interests.
 
     Each item is claimed by the interest that scores it highest, and its
@@ -74,14 +74,18 @@ def score_across_interests(interest_scores: torch.Tensor, mix: float) -> torch.T
     within each set. The claimed sets do not overlap, so a list spread over
     them contains items that different interests favour. Relevance drops in
     exchange. The top-K of the result is the list, so the scores still rank
-    the full catalogue.
+    the full catalogue. ``excluded`` marks the items that the evaluation
+    removes from each user's ranking. They never set ``g_m``, because an
+    interest whose best claimed item is removed would otherwise start its
+    turn late.
 
-    Shapes: interest_scores [B, M, I] -> [B, I].
+    Shapes: interest_scores [B, M, I], excluded [B, I] bool or None -> [B, I].
     """
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"interest mix {mix} must lie in [0, 1]")
     relevance, claimed_by = interest_scores.max(dim=1)  # [B, I] each
+    candidates = relevance if excluded is None else relevance.masked_fill(excluded, float("-inf"))
     best_claimed = torch.full(
         interest_scores.shape[:2], float("-inf"), dtype=interest_scores.dtype, device=interest_scores.device
-    ).scatter_reduce(1, claimed_by, relevance, reduce="amax")  # [B, M]; -inf for an interest that claims nothing
+    ).scatter_reduce(1, claimed_by, candidates, reduce="amax")  # [B, M]; -inf for an interest that claims nothing
     return relevance - mix * best_claimed.gather(1, claimed_by)
