@@ -83,7 +83,7 @@ class AttentionRankerModule(RankingModule):
     def attach_data(self, datamodule) -> None:
         sequences = datamodule.use_sequence_batches(self.model_config["max_length"], self.model_config.get("windows", "all"))
         self.histories = sequences.histories
-        # The items each stage removes from a user's ranking; the interest knob spreads the list over the rest.
+        # The items each stage removes from a user's ranking. The interest knob spreads the list over the rest.
         self.excluded_items = {stage: part.exclude for stage, part in getattr(datamodule, "stages", {}).items()}
         if self.text_projection is None:
             return
