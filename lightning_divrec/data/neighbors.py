@@ -62,7 +62,7 @@ def link_neighbor_loader(
 ):
     """Return a ``LinkNeighborLoader`` over the training edges with ``num_negatives`` items per positive.
 
-    The graph holds each training edge twice, as ``user -rates-> item`` and
+    The graph has each training edge twice, as ``user -rates-> item`` and
     ``item -rated_by-> user``, with the same edge order, so a sampled edge's
     ``e_id`` indexes ``edges`` whichever type it came from. Each process
     takes every ``world_size``-th edge as its seed edges. Negatives are drawn
