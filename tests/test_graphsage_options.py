@@ -11,7 +11,7 @@ from lightning_divrec.config import load_evaluate_config, load_train_config
 from lightning_divrec.evaluate import evaluate
 from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
 from lightning_divrec.models.components.sage import BipartiteSAGE
-from lightning_divrec.models.graphsage import EdgeWeightTable
+from lightning_divrec.models.graphsage import EdgeWeightTable, per_user_normalised
 from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
 from lightning_divrec.train import train
 
@@ -143,6 +143,13 @@ def test_edge_weight_table_finds_each_training_pair():
     assert table.lookup(EDGES[0, order], EDGES[1, order]).tolist() == pytest.approx(weights[order].tolist())
     with pytest.raises(ValueError, match="missing from the training edges"):
         table.lookup(torch.tensor([1]), torch.tensor([0]))
+
+
+def test_loss_weights_average_one_per_user():
+    weights = category_rebalance_weights(EDGES, CATEGORIES, num_users=2, strength=1.0)  # [1.5, 1.5, 3, 1, 1]
+    scaled = per_user_normalised(EDGES[0], weights, num_users=2)
+    # User 0: total 6 over 3 edges, so each weight times 3 / 6; user 1: already averages 1.
+    assert scaled.tolist() == pytest.approx([0.75, 0.75, 1.5, 1.0, 1.0])
 
 
 def test_rebalanced_loss_trains_with_any_aggregation(tiny_overrides):

@@ -111,10 +111,10 @@ class GraphSAGEConfig(ModelConfig):
     rebalance_mode: Literal["aggregation", "loss", "both"] = "aggregation"
     """Where ``rebalance_strength`` acts. ``aggregation`` weights the user's
     neighbour mean; ``loss`` weights each training interaction's loss by the
-    same f ** -strength (normalised over the batch), which is the same in
-    expectation as sampling a user's rarer-category interactions more often,
-    so the model learns to rank those categories higher; ``both`` does
-    both."""
+    same f ** -strength, scaled so that each user's weights average 1, which
+    is the same in expectation as sampling a user's rarer-category
+    interactions more often, so the model learns to rank those categories
+    higher; ``both`` does both."""
 
     loss: Literal["bpr", "softmax"] = "bpr"
     """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;

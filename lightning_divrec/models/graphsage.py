@@ -135,7 +135,7 @@ class GraphSAGEModule(RankingModule):
         self._edge_weight = aggregation_weights
         self._loss_weight = None
         if weights is not None and mode in ("loss", "both"):
-            self._loss_weight = EdgeWeightTable(edges, weights, self.num_items)
+            self._loss_weight = EdgeWeightTable(edges, per_user_normalised(edges[0], weights, self.num_users), self.num_items)
         if self.model_config.get("num_neighbors") is not None:
             datamodule.use_link_neighbor_batches(list(self.model_config["num_neighbors"]), self.model_config.get("num_negatives", 1))
         features = item_feature_matrix(self.model_config, datamodule, _cache_dir(self.hparams.get("run_config")))
@@ -236,6 +236,19 @@ class GraphSAGEModule(RankingModule):
             self.prepare_scoring()
         user_vectors, item_vectors = self._cached
         return user_vectors[users] @ item_vectors.T  # [B, D] @ [D, I] -> [B, I]
+
+
+def per_user_normalised(users: torch.Tensor, weights: torch.Tensor, num_users: int) -> torch.Tensor:
+    """Scale each user's edge weights to average 1 over the user's edges.
+
+    Every user then keeps the total weight of an unweighted loss (one per
+    interaction), and only the balance inside each history changes.
+    Shapes: users [E], weights [E] -> [E].
+    """
+    weights = weights.float()
+    totals = torch.zeros(num_users, dtype=weights.dtype).index_add_(0, users, weights)
+    counts = torch.bincount(users, minlength=num_users).to(weights.dtype)
+    return weights * counts[users] / totals[users]
 
 
 class EdgeWeightTable:
