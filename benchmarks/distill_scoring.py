@@ -2,7 +2,7 @@
 
     flock /work/timing.lock python benchmarks/distill_scoring.py \\
         --teacher runs/teacher-sage128/checkpoints/best.ckpt \\
-        --student runs/kd-mf16/checkpoints/best.ckpt --student runs/mf16-nokd/checkpoints/best.ckpt \\
+        --student runs/kd-mf8-rd1/checkpoints/best.ckpt --student runs/mf8-nokd/checkpoints/best.ckpt \\
         --repeats 20 --output runs/distill_scoring.json
 
 Every model scores every item for all test users of the checkpoints' data,
