@@ -3,7 +3,7 @@
     flock /work/timing.lock python benchmarks/distill_scoring.py \\
         --teacher runs/teacher-sage128/checkpoints/best.ckpt \\
         --student runs/kd-mf8-rd1/checkpoints/best.ckpt --student runs/mf8-nokd/checkpoints/best.ckpt \\
-        --repeats 20 --output runs/distill_scoring.json
+        --threads 1 --repeats 50 --output runs/distill_scoring.json
 
 Every model scores every item for all test users of the checkpoints' data,
 in batches of ``--batch-size`` users, with ``time_scoring`` from
@@ -16,6 +16,10 @@ each the best of ``--repeats`` passes:
   score matrix of every batch;
 * ``batch_seconds``: the score matrix of one batch alone, averaged over the
   batches of a pass.
+
+Both models run with the same number of torch threads (``--threads``). On a
+machine that other jobs share, one thread is less exposed to them: a kernel
+split over several threads finishes only when its slowest thread does.
 
 Not counted: loading the checkpoint and the data, masking training items,
 top-K selection and metrics, which cost the same for every model. A
@@ -79,7 +83,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="users per score matrix")
     parser.add_argument("--repeats", type=int, default=20, help="passes per model; the best is kept")
     parser.add_argument("--output", type=Path, default=None, help="JSON file to write (atomically); stdout only when omitted")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads for both models; torch's default when omitted")
     args = parser.parse_args()
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads={args.threads} must be at least 1")
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     _, run_config, _ = read_checkpoint_header(args.teacher)

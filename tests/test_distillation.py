@@ -261,7 +261,7 @@ def test_scoring_benchmark_reads_both_checkpoints(tiny_overrides, teacher_run, t
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_scoring.py"
     command = [
         sys.executable, str(script), "--teacher", teacher_run["best_checkpoint"],
-        "--student", student_run["best_checkpoint"], "--repeats", "2", "--output", str(output),
+        "--student", student_run["best_checkpoint"], "--repeats", "2", "--threads", "1", "--output", str(output),
     ]
     subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
 
@@ -276,6 +276,7 @@ def test_scoring_benchmark_reads_both_checkpoints(tiny_overrides, teacher_run, t
     assert student["pass_seconds"] > 0
     assert student["pass_speedup"] == pytest.approx(record["teacher"]["pass_seconds"] / student["pass_seconds"])
     assert record["teacher"]["users"] == student["users"] > 0
+    assert record["threads"] == 1
 
 
 def test_scoring_benchmark_rejects_other_split(tiny_overrides, teacher_run, tmp_path):
