@@ -286,3 +286,18 @@ def test_scoring_benchmark_rejects_other_split(tiny_overrides, teacher_run, tmp_
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "other data or another split" in result.stderr
+
+
+def test_text_teacher_distils_into_id_student(tiny_overrides, tmp_path, monkeypatch):
+    """A teacher whose item tower reads all-MiniLM-L6-v2 title embeddings (local package) teaches an id-only student."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    teacher = train(load_train_config(tiny_overrides + ["run_name=text-teacher", "model.item_features=[text]", cache]))
+    datamodule, _ = _datamodule(tiny_overrides + [cache])
+    loaded = load_teacher(teacher["best_checkpoint"], datamodule)
+    assert loaded.encoder.item_feature_projection.in_features == 384  # the MiniLM embedding width
+    overrides = _distill_overrides(tiny_overrides, teacher["best_checkpoint"], cache)
+    metrics = train(load_train_config(overrides + ["run_name=student"]))
+    report = json.loads((tmp_path / "runs" / "student" / "distillation_report.json").read_text())
+    assert report["teacher_params"] - report["student_params"] >= 384 * 8  # the projection of the text tower
+    assert math.isfinite(metrics["test"]["test/ndcg@10"])
