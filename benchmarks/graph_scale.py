@@ -64,6 +64,7 @@ def main() -> None:
         "--epoch", action="store_true", help="train one full epoch: every edge once as a positive, in shuffled batches of --batch"
     )
     parser.add_argument("--rebalance", type=float, default=0.0, help="model.rebalance_strength")
+    parser.add_argument("--dropout", type=float, default=0.2, help="model.dropout (configs/model/graphsage_large.yaml uses 0)")
     parser.add_argument("--output", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -84,7 +85,7 @@ def main() -> None:
 
     timings["peak RSS after building GiB"] = peak_rss_gib()
 
-    encoder = BipartiteSAGE(args.users, args.items, dim=args.dim, num_layers=args.layers, dropout=0.2)
+    encoder = BipartiteSAGE(args.users, args.items, dim=args.dim, num_layers=args.layers, dropout=args.dropout)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=0.002)
     step_seconds = []
     if args.epoch:
@@ -113,6 +114,7 @@ def main() -> None:
         "dim": args.dim,
         "layers": args.layers,
         "rebalance_strength": args.rebalance,
+        "dropout": args.dropout,
         "threads": torch.get_num_threads(),
         **{key: round(value, 2) for key, value in timings.items()},
         "batch": args.batch,

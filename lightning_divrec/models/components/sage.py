@@ -161,11 +161,20 @@ class BipartiteSAGE(nn.Module):
             user_layers.append(users)
             item_layers.append(items)
         if self.layer_combination == "mean":
-            return torch.stack(user_layers).mean(dim=0), torch.stack(item_layers).mean(dim=0)
+            # A running sum, not torch.stack: stacking would copy every layer into one [L + 1, U, D] tensor.
+            return _layer_mean(user_layers), _layer_mean(item_layers)
         if self.layer_combination == "weighted":
             weights = torch.softmax(self.layer_logits, dim=0)[:, None, None]  # [L + 1, 1, 1]
             return (torch.stack(user_layers) * weights).sum(dim=0), (torch.stack(item_layers) * weights).sum(dim=0)
         return users, items
+
+
+def _layer_mean(layers: list[torch.Tensor]) -> torch.Tensor:
+    """Return the mean of equally shaped tensors, [N, D] each -> [N, D]."""
+    total = layers[0]
+    for layer in layers[1:]:
+        total = total + layer
+    return total / len(layers)
 
 
 def _sage_update(conv: SAGEConv, aggregate: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
