@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -247,3 +249,55 @@ def test_student_checkpoint_evaluates_without_teacher(tiny_overrides, teacher_ru
     results = evaluate(load_evaluate_config([f"ckpt_path={checkpoint_path}", "rerank.methods=[]"]))
     for name, value in metrics["test"].items():
         assert results[name] == pytest.approx(value, abs=1e-6), name
+
+
+# ----- scoring benchmark ------------------------------------------------------------------------
+
+
+def test_scoring_benchmark_reads_both_checkpoints(tiny_overrides, teacher_run, tmp_path):
+    overrides = _distill_overrides(tiny_overrides, teacher_run["best_checkpoint"])
+    student_run = train(load_train_config(overrides + ["run_name=student"]))
+    output = tmp_path / "scoring.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_scoring.py"
+    command = [
+        sys.executable, str(script), "--teacher", teacher_run["best_checkpoint"],
+        "--student", student_run["best_checkpoint"], "--repeats", "2", "--threads", "1", "--output", str(output),
+    ]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+
+    record = json.loads(output.read_text())
+    teacher_checkpoint = torch.load(teacher_run["best_checkpoint"], map_location="cpu", weights_only=True)
+    teacher_params = sum(tensor.numel() for tensor in teacher_checkpoint["state_dict"].values())
+    assert record["teacher"]["params"] == teacher_params
+    (student,) = record["students"]
+    assert student["model"] == "distill"
+    assert student["params"] == (12 + 15) * 4
+    assert student["param_ratio"] == pytest.approx((12 + 15) * 4 / teacher_params)
+    assert student["pass_seconds"] > 0
+    assert student["pass_speedup"] == pytest.approx(record["teacher"]["pass_seconds"] / student["pass_seconds"])
+    assert record["teacher"]["users"] == student["users"] > 0
+    assert record["threads"] == 1
+
+
+def test_scoring_benchmark_rejects_other_split(tiny_overrides, teacher_run, tmp_path):
+    other = train(load_train_config(tiny_overrides + ["run_name=other", "data.split=random_811"]))
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distill_scoring.py"
+    command = [sys.executable, str(script), "--teacher", teacher_run["best_checkpoint"], "--student", other["best_checkpoint"]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "other data or another split" in result.stderr
+
+
+def test_text_teacher_distils_into_id_student(tiny_overrides, tmp_path, monkeypatch):
+    """A teacher whose item tower reads all-MiniLM-L6-v2 title embeddings (local package) teaches an id-only student."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    teacher = train(load_train_config(tiny_overrides + ["run_name=text-teacher", "model.item_features=[text]", cache]))
+    datamodule, _ = _datamodule(tiny_overrides + [cache])
+    loaded = load_teacher(teacher["best_checkpoint"], datamodule)
+    assert loaded.encoder.item_feature_projection.in_features == 384  # the MiniLM embedding width
+    overrides = _distill_overrides(tiny_overrides, teacher["best_checkpoint"], cache)
+    metrics = train(load_train_config(overrides + ["run_name=student"]))
+    report = json.loads((tmp_path / "runs" / "student" / "distillation_report.json").read_text())
+    assert report["teacher_params"] - report["student_params"] >= 384 * 8  # the projection of the text tower
+    assert math.isfinite(metrics["test"]["test/ndcg@10"])
