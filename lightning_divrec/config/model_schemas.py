@@ -123,6 +123,13 @@ class GraphSAGEConfig(ModelConfig):
     softmax_temperature: float = 1.0
     """Temperature dividing the logits of ``loss: softmax``."""
 
+    num_neighbors: Optional[list[int]] = None
+    """Mini-batch training on sampled neighbourhoods: neighbours drawn per
+    node at each layer, one entry per layer (-1 takes all), by PyG's
+    ``LinkNeighborLoader``, which needs ``pyg-lib`` or ``torch-sparse``.
+    ``null`` (default) propagates over the full graph at every step.
+    Evaluation always uses the full graph."""
+
 
 @dataclass
 class PopularityConfig(ModelConfig):

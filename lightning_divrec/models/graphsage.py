@@ -12,6 +12,7 @@ import torch
 
 from lightning_divrec.models.base import RankingModule
 from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
+from lightning_divrec.data.neighbors import SampledBatch, require_neighbor_backend, sampled_batch
 from lightning_divrec.models.components.sage import BipartiteSAGE
 from lightning_divrec.models.components.text_encoder import item_text_embeddings
 from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
@@ -48,7 +49,13 @@ def item_feature_matrix(model_config: dict, datamodule, cache_dir: str | None) -
 
 
 class GraphSAGEModule(RankingModule):
-    """Full-graph GraphSAGE: every training step propagates over all training edges.
+    """GraphSAGE trained on the full graph (default) or on sampled neighbourhoods.
+
+    By default every training step propagates over all training edges. With
+    ``model.num_neighbors`` each step propagates over the neighbourhood that
+    PyG's ``LinkNeighborLoader`` samples around the batch's edges (see
+    ``lightning_divrec.data.neighbors``); evaluation always uses
+    the full graph.
 
     Score of user u for item i is the dot product of their final
     representations. The graph and the item features are taken from the data
@@ -77,6 +84,15 @@ class GraphSAGEModule(RankingModule):
             )
         if model_config.get("num_negatives", 1) < 1:
             raise ValueError(f"model.num_negatives must be at least 1, got {model_config['num_negatives']}")
+        fanout = model_config.get("num_neighbors")
+        if fanout is not None:
+            if len(fanout) != model_config["num_layers"] or model_config["num_layers"] == 0:
+                raise ValueError(
+                    f"model.num_neighbors={list(fanout)} needs one entry per GraphSAGE layer "
+                    f"(model.num_layers={model_config['num_layers']}, at least 1)"
+                )
+            if any(count == 0 or count < -1 for count in fanout):
+                raise ValueError(f"model.num_neighbors={list(fanout)}: each entry is a positive count, or -1 for all neighbours")
         self.encoder = BipartiteSAGE(
             num_users,
             num_items,
@@ -92,6 +108,7 @@ class GraphSAGEModule(RankingModule):
             embedding_init=model_config.get("embedding_init", "normal"),
         )
         self.graph: BipartiteGraph | None = None
+        self._edge_weight: torch.Tensor | None = None  # [E] rebalancing weights, kept for sampled subgraphs
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
         self._epoch_loss_sums: dict[str, torch.Tensor] = {}
@@ -101,13 +118,21 @@ class GraphSAGEModule(RankingModule):
     def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> GraphSAGEModule:
         features = item_feature_matrix(model_config, datamodule, _cache_dir(run_config))
         feature_dim = 0 if features is None else features.shape[1]
-        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, item_feature_dim=feature_dim)
+        model = cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, item_feature_dim=feature_dim)
+        if model_config.get("num_neighbors") is not None:
+            # Checked when a run is built, not in __init__: evaluating such a
+            # checkpoint uses the full graph and needs no sampling backend.
+            require_neighbor_backend("model.num_neighbors")
+        return model
 
     def attach_data(self, datamodule) -> None:
         strength = self.model_config.get("rebalance_strength", 0.0)
         edges = datamodule.train_edges
         weights = category_rebalance_weights(edges, datamodule.item_categories, self.num_users, strength) if strength else None
         self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=weights)
+        self._edge_weight = weights
+        if self.model_config.get("num_neighbors") is not None:
+            datamodule.use_link_neighbor_batches(list(self.model_config["num_neighbors"]), self.model_config.get("num_negatives", 1))
         features = item_feature_matrix(self.model_config, datamodule, _cache_dir(self.hparams.get("run_config")))
         expected = 0 if self.encoder.item_feature_projection is None else self.encoder.item_feature_projection.in_features
         found = 0 if features is None else features.shape[1]
@@ -119,11 +144,23 @@ class GraphSAGEModule(RankingModule):
         self.graph = self.graph.to(self.device)
         return self.encoder(self.graph, self.item_features)  # [U, D], [I, D]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        users_all, items_all = self._encode()
-        negatives = self._negatives(batch)  # [B, N]
-        users = users_all[batch["users"]]  # [B, D]
-        positive_scores = (users * items_all[batch["positives"]]).sum(dim=1)  # [B]
+    def _encode_sampled(self, batch: SampledBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagate over a sampled subgraph: [U', D] and [I', D] for its local nodes."""
+        weight = None if self._edge_weight is None else self._edge_weight.to(self.device)[batch.edge_ids]
+        graph = BipartiteGraph(batch.edges, len(batch.users), len(batch.items), user_edge_weight=weight)
+        return self.encoder(graph, self.item_features, node_ids=(batch.users, batch.items))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, dict):
+            users_all, items_all = self._encode()
+            negatives = self._negatives(batch)  # [B, N]
+            seed_users, positives = batch["users"], batch["positives"]
+        else:  # a LinkNeighborLoader batch: every index below is local to the subgraph
+            sampled = sampled_batch(batch)
+            users_all, items_all = self._encode_sampled(sampled)
+            seed_users, positives, negatives = sampled.seed_users, sampled.positives, sampled.negatives
+        users = users_all[seed_users]  # [B, D]
+        positive_scores = (users * items_all[positives]).sum(dim=1)  # [B]
         negative_scores = torch.einsum("bd,bnd->bn", users, items_all[negatives])  # [B, N]
         if self.model_config.get("loss", "bpr") == "softmax":
             loss = sampled_softmax_loss(positive_scores, negative_scores, self.model_config.get("softmax_temperature", 1.0))
@@ -131,16 +168,20 @@ class GraphSAGEModule(RankingModule):
         else:
             loss = bpr_loss(positive_scores[:, None], negative_scores)
             loss_name = "train/bpr"
-        batch_size = len(batch["users"])
+        batch_size = len(seed_users)
         if batch_idx == 0 and self.current_epoch == 0:
             log.info("learning rate %.6g (model.lr_scaling=%s)", self.learning_rate(), self.model_config.get("lr_scaling", "none"))
         losses = {loss_name: loss}
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
+            if isinstance(batch, dict):
+                seed_user_ids, positive_ids, negative_ids = seed_users, positives, negatives
+            else:
+                seed_user_ids, positive_ids, negative_ids = sampled.users[seed_users], sampled.items[positives], sampled.items[negatives]
             embedding_norms = (
-                self.encoder.user_embedding(batch["users"]).pow(2).sum()
-                + self.encoder.item_embedding(batch["positives"]).pow(2).sum()
-                + self.encoder.item_embedding(negatives).pow(2).sum() / negatives.shape[1]
+                self.encoder.user_embedding(seed_user_ids).pow(2).sum()
+                + self.encoder.item_embedding(positive_ids).pow(2).sum()
+                + self.encoder.item_embedding(negative_ids).pow(2).sum() / negatives.shape[1]
             )
             penalty = regularisation * embedding_norms / (2 * batch_size)
             losses["train/reg"] = penalty
