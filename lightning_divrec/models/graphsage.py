@@ -77,10 +77,12 @@ class GraphSAGEModule(RankingModule):
         item_feature_dim: int = 0,
     ):
         super().__init__(num_users, num_items, model_config, ks, run_config)
-        if model_config.get("rebalance_strength", 0.0) != 0 and model_config["aggr"] != "mean":
+        weights_aggregation = model_config.get("rebalance_mode", "aggregation") in ("aggregation", "both")
+        if model_config.get("rebalance_strength", 0.0) != 0 and weights_aggregation and model_config["aggr"] != "mean":
             raise ValueError(
-                f"model.rebalance_strength={model_config['rebalance_strength']} weights the neighbour mean, "
-                f"so it needs model.aggr=mean (got {model_config['aggr']!r})"
+                f"model.rebalance_strength={model_config['rebalance_strength']} with "
+                f"model.rebalance_mode={model_config.get('rebalance_mode', 'aggregation')} weights the neighbour mean, "
+                f"so it needs model.aggr=mean (got {model_config['aggr']!r}); model.rebalance_mode=loss works with any aggregation"
             )
         if model_config.get("num_negatives", 1) < 1:
             raise ValueError(f"model.num_negatives must be at least 1, got {model_config['num_negatives']}")
@@ -109,6 +111,7 @@ class GraphSAGEModule(RankingModule):
         )
         self.graph: BipartiteGraph | None = None
         self._edge_weight: torch.Tensor | None = None  # [E] rebalancing weights, kept for sampled subgraphs
+        self._loss_weight: EdgeWeightTable | None = None  # the same weights on each interaction's loss
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
         self._epoch_loss_sums: dict[str, torch.Tensor] = {}
@@ -129,8 +132,13 @@ class GraphSAGEModule(RankingModule):
         strength = self.model_config.get("rebalance_strength", 0.0)
         edges = datamodule.train_edges
         weights = category_rebalance_weights(edges, datamodule.item_categories, self.num_users, strength) if strength else None
-        self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=weights)
-        self._edge_weight = weights
+        mode = self.model_config.get("rebalance_mode", "aggregation")
+        aggregation_weights = weights if mode in ("aggregation", "both") else None
+        self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=aggregation_weights)
+        self._edge_weight = aggregation_weights
+        self._loss_weight = None
+        if weights is not None and mode in ("loss", "both"):
+            self._loss_weight = EdgeWeightTable(edges, per_user_normalised(edges[0], weights, self.num_users), self.num_items)
         if self.model_config.get("num_neighbors") is not None:
             datamodule.use_link_neighbor_batches(list(self.model_config["num_neighbors"]), self.model_config.get("num_negatives", 1))
         features = item_feature_matrix(self.model_config, datamodule, _cache_dir(self.hparams.get("run_config")))
@@ -162,11 +170,18 @@ class GraphSAGEModule(RankingModule):
         users = users_all[seed_users]  # [B, D]
         positive_scores = (users * items_all[positives]).sum(dim=1)  # [B]
         negative_scores = torch.einsum("bd,bnd->bn", users, items_all[negatives])  # [B, N]
+        weight = None
+        if self._loss_weight is not None:
+            if isinstance(batch, dict):
+                weight = self._loss_weight.lookup(seed_users, positives)
+            else:
+                weight = self._loss_weight.lookup(sampled.users[seed_users], sampled.items[positives])
         if self.model_config.get("loss", "bpr") == "softmax":
-            loss = sampled_softmax_loss(positive_scores, negative_scores, self.model_config.get("softmax_temperature", 1.0))
+            temperature = self.model_config.get("softmax_temperature", 1.0)
+            loss = sampled_softmax_loss(positive_scores, negative_scores, temperature, weight=weight)
             loss_name = "train/softmax"
         else:
-            loss = bpr_loss(positive_scores[:, None], negative_scores)
+            loss = bpr_loss(positive_scores[:, None], negative_scores, weight=weight)
             loss_name = "train/bpr"
         batch_size = len(seed_users)
         if batch_idx == 0 and self.current_epoch == 0:
@@ -254,6 +269,40 @@ class GraphSAGEModule(RankingModule):
             self.prepare_scoring()
         user_vectors, item_vectors = self._cached
         return user_vectors[users] @ item_vectors.T  # [B, D] @ [D, I] -> [B, I]
+
+
+def per_user_normalised(users: torch.Tensor, weights: torch.Tensor, num_users: int) -> torch.Tensor:
+    """Scale each user's edge weights to average 1 over the user's edges.
+
+    Every user then keeps the total weight of an unweighted loss (one per
+    interaction), and only the balance inside each history changes.
+    Shapes: users [E], weights [E] -> [E].
+    """
+    weights = weights.float()
+    totals = torch.zeros(num_users, dtype=weights.dtype).index_add_(0, users, weights)
+    counts = torch.bincount(users, minlength=num_users).to(weights.dtype)
+    return weights * counts[users] / totals[users]
+
+
+class EdgeWeightTable:
+    """Look up a weight by (user, item) among the training edges.
+
+    Keys user * I + item are kept sorted, so a lookup is one binary search per
+    pair. Shapes: edges [2, E], weights [E]; ``lookup`` users [B], items [B] -> [B].
+    """
+
+    def __init__(self, edges: torch.Tensor, weights: torch.Tensor, num_items: int):
+        self.num_items = num_items
+        keys = edges[0].long() * num_items + edges[1].long()
+        self.keys, order = torch.sort(keys)
+        self.weights = weights.float()[order]
+
+    def lookup(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users.long().cpu() * self.num_items + items.long().cpu()
+        position = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        if not torch.equal(self.keys[position], keys):
+            raise ValueError("model.rebalance_mode=loss: a training pair is missing from the training edges")
+        return self.weights[position].to(users.device)
 
 
 def _cache_dir(run_config: dict | None) -> str | None:
