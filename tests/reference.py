@@ -81,28 +81,33 @@ def category_coverage(items: list[int], categories: list[set[int]], num_categori
     return len(covered) / num_categories
 
 
-def alpha_ndcg(ranked: list[int], relevant: set[int], categories: list[set[int]], alpha: float, k: int) -> float | None:
-    def gains(order):
-        seen: dict[int, int] = {}
-        values = []
-        for item in order:
-            if item not in relevant:
-                values.append(0.0)
-                continue
-            values.append(sum((1 - alpha) ** seen.get(c, 0) for c in categories[item]))
-            for c in categories[item]:
-                seen[c] = seen.get(c, 0) + 1
-        return values
+def alpha_gains(order: list[int], relevant: set[int], categories: list[set[int]], alpha: float) -> list[float]:
+    seen: dict[int, int] = {}
+    values = []
+    for item in order:
+        if item not in relevant:
+            values.append(0.0)
+            continue
+        values.append(sum((1 - alpha) ** seen.get(c, 0) for c in categories[item]))
+        for c in categories[item]:
+            seen[c] = seen.get(c, 0) + 1
+    return values
 
-    dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains(ranked)))
+
+def ideal_alpha_dcg(relevant: set[int], categories: list[set[int]], alpha: float, k: int) -> float:
     # Greedy ideal: repeatedly append the held-out item with the largest marginal gain.
     remaining = sorted(relevant)
     ideal_order: list[int] = []
     while remaining and len(ideal_order) < k:
-        best = max(remaining, key=lambda item: (gains(ideal_order + [item])[-1], -item))
+        best = max(remaining, key=lambda item: (alpha_gains(ideal_order + [item], relevant, categories, alpha)[-1], -item))
         ideal_order.append(best)
         remaining.remove(best)
-    idcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains(ideal_order)))
+    return sum(g / math.log2(r + 2) for r, g in enumerate(alpha_gains(ideal_order, relevant, categories, alpha)))
+
+
+def alpha_ndcg(ranked: list[int], relevant: set[int], categories: list[set[int]], alpha: float, k: int) -> float | None:
+    dcg = sum(g / math.log2(r + 2) for r, g in enumerate(alpha_gains(ranked, relevant, categories, alpha)))
+    idcg = ideal_alpha_dcg(relevant, categories, alpha, k)
     return None if idcg == 0 else dcg / idcg
 
 

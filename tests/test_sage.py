@@ -74,3 +74,18 @@ def test_encoder_shapes():
     users, items = model(edges)
     assert users.shape == (5, 4)
     assert items.shape == (7, 4)
+
+
+@pytest.mark.parametrize("init, expected_std", [("normal", lambda rows, dim: 0.1), ("xavier_normal", lambda rows, dim: (2 / (rows + dim)) ** 0.5)])
+def test_embedding_init_spread(init, expected_std):
+    torch.manual_seed(0)
+    encoder = BipartiteSAGE(3000, 2000, dim=32, num_layers=0, embedding_init=init)
+    for weight in (encoder.user_embedding.weight, encoder.item_embedding.weight):
+        rows, dim = weight.shape
+        assert weight.std().item() == pytest.approx(expected_std(rows, dim), rel=0.03)
+        assert abs(weight.mean().item()) < 0.01
+
+
+def test_embedding_init_invalid_rejected():
+    with pytest.raises(ValueError, match="embedding_init must be one of normal, xavier_normal, got 'uniform'"):
+        BipartiteSAGE(3, 4, dim=8, embedding_init="uniform")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_divrec.data import NegativeSampler
+from lightning_divrec.data import NegativeSampler, sampling
 
 
 def _sampler():
@@ -136,3 +136,22 @@ def test_datamodule_popularity_negatives(tiny_ml100k):
     assert all((user, item) not in history for user, item in zip(batch["users"].tolist(), batch["negatives"].tolist()))
     counts = module.item_interaction_counts
     assert torch.all(counts[batch["negatives"]] > 0)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_membership_table_and_sorted_keys_agree(dense, monkeypatch):
+    if not dense:
+        monkeypatch.setattr(sampling, "DENSE_TABLE_LIMIT", 0)
+    generator = torch.Generator().manual_seed(5)
+    users = torch.randint(0, 30, (200,), generator=generator)
+    items = torch.randint(0, 40, (200,), generator=generator)
+    sampler = sampling.NegativeSampler(users, items, num_items=40)
+    assert (sampler.dense_table is not None) == dense
+    positives = set(zip(users.tolist(), items.tolist()))
+    # Users 30 to 34 have no training interaction, so nothing of theirs is positive.
+    query_users = torch.arange(35).repeat_interleave(40)
+    query_items = torch.arange(40).repeat(35)
+    expected = [(user, item) in positives for user, item in zip(query_users.tolist(), query_items.tolist())]
+    assert sampler.is_positive(query_users, query_items).tolist() == expected
+    drawn = sampler.sample(users)
+    assert not any((user, item) in positives for user, item in zip(users.tolist(), drawn.tolist()))

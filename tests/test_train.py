@@ -298,7 +298,7 @@ def test_cli_reports_config_errors(tmp_path):
 def test_cli_help_lists_groups():
     run = _run_cli("train.py", "--help")
     assert run.returncode == 0
-    assert "model: attention, distill, graphsage, popularity" in run.stdout
+    assert "model: attention, distill, graphsage, graphsage_large, popularity" in run.stdout
 
 
 @pytest.mark.distributed

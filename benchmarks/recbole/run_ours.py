@@ -43,7 +43,10 @@ log = logging.getLogger("run_ours")
 
 OUR_MODELS = {
     "graphsage": [],
-    "bpr-mf": ["model.num_layers=0", "model.dropout=0", "model.lr=0.001", "trainer.max_epochs=150"],
+    "bpr-mf": [
+        "model.num_layers=0", "model.dropout=0", "model.lr=0.001", "model.embedding_init=xavier_normal",
+        "trainer.max_epochs=150",
+    ],
     "popularity": ["model=popularity"],
     "attention": ["model=attention", "data.batch_size=128"],
 }

@@ -87,6 +87,11 @@ class GraphSAGEConfig(ModelConfig):
     """Initialise every SAGEConv weight at the identity (an untrained layer
     then adds the neighbour aggregate to the node's own embedding)."""
 
+    embedding_init: Literal["normal", "xavier_normal"] = "normal"
+    """Initialisation of the user and item id embeddings. ``normal`` draws from
+    N(0, 0.1^2). ``xavier_normal`` draws from N(0, 2 / (rows + D)), as RecBole
+    1.2.1 initialises its BPR and LightGCN embeddings."""
+
     embedding_reg: float = 0.0
     """L2 penalty on the id embeddings of each batch's users and items,
     divided by the batch size (the LightGCN form)."""

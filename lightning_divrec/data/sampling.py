@@ -6,6 +6,9 @@ from typing import Sequence
 
 import torch
 
+DENSE_TABLE_LIMIT = 64 * 2**20
+"""Largest user x item table, in bytes (one bool per pair), that ``NegativeSampler`` keeps for O(1) lookups."""
+
 
 class NegativeSampler:
     """Draw items from those a user has not interacted with in training.
@@ -48,6 +51,12 @@ class NegativeSampler:
         self.max_rounds = max_rounds
         # Sorted unique keys user * I + item give an O(log N) membership test.
         self.positive_keys = torch.unique(train_user.long() * num_items + train_item.long())
+        # A bool table over every (user, item) pair answers in O(1) where it fits in DENSE_TABLE_LIMIT bytes.
+        self.dense_table: torch.Tensor | None = None
+        table_size = (int(train_user.max()) + 1) * num_items if len(train_user) else 0
+        if 0 < table_size <= DENSE_TABLE_LIMIT:
+            self.dense_table = torch.zeros(table_size, dtype=torch.bool)
+            self.dense_table[self.positive_keys] = True
         self.weights = None
         self.cumulative = None
         drawable = torch.ones(num_items, dtype=torch.bool)
@@ -79,6 +88,10 @@ class NegativeSampler:
     def is_positive(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Return a bool mask, True where ``items[j]`` is a training positive of ``users[j]``."""
         keys = users.long() * self.num_items + items.long()
+        if self.dense_table is not None:
+            # Users after the last one with a training interaction have no positives.
+            inside = keys < len(self.dense_table)
+            return self.dense_table[keys.clamp(max=len(self.dense_table) - 1)] & inside
         slot = torch.searchsorted(self.positive_keys, keys).clamp_(max=len(self.positive_keys) - 1)
         return self.positive_keys[slot] == keys
 

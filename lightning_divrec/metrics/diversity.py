@@ -74,12 +74,16 @@ class AlphaNDCG(MeanOverUsers):
 
     def per_user(self, lists: RankedLists) -> torch.Tensor:
         targets = lists.extras["target_items"]
+        # RankingMetricSuite computes the greedy ideal once for all its cut-offs,
+        # with the suite's alpha, which is also every AlphaNDCG's alpha in it.
+        ideal_prefix = lists.extras.get("alpha_ideal_dcg")
         values = alpha_functional.alpha_ndcg(
             self.item_categories[lists.items],
             (lists.gains > 0) & lists.valid,
             self.item_categories[targets],
             lists.extras["target_valid"],
             self.alpha,
+            ideal=None if ideal_prefix is None else ideal_prefix[:, lists.k - 1],
         )
         return torch.where(lists.num_relevant > 0, values, torch.full_like(values, float("nan")))
 

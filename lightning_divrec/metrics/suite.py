@@ -10,6 +10,7 @@ from torch import nn
 from lightning_divrec.metrics.base import check_empty_target_action
 from lightning_divrec.metrics.diversity import AlphaNDCG, Calibration, CategoryCoverage, IntraListDiversity
 from lightning_divrec.metrics.exposure import CatalogCoverage, GiniIndex, Personalization, ShannonEntropy
+from lightning_divrec.metrics.functional.alpha_ndcg import ideal_alpha_dcg_prefix
 from lightning_divrec.metrics.functional.calibration import category_distribution
 from lightning_divrec.metrics.functional.ranking import RankedLists
 from lightning_divrec.metrics.functional.relevance import auc
@@ -79,6 +80,7 @@ class RankingMetricSuite(nn.Module):
         self.ks = sorted(set(int(k) for k in ks))
         self.empty_target_action = check_empty_target_action(empty_target_action)
         self.compute_auc = compute_auc
+        self.alpha = alpha
         if item_categories is not None:
             self.register_buffer("item_categories", item_categories.bool(), persistent=False)
         else:
@@ -133,6 +135,11 @@ class RankingMetricSuite(nn.Module):
                 scores, lists.extras["target_items"], lists.extras["target_valid"], lists.num_rankable
             )
         if self.item_categories is not None:
+            # One greedy ideal ordering serves alpha-NDCG at every K: its prefix at k is the ideal at k.
+            target_items = lists.extras["target_items"]
+            lists.extras["alpha_ideal_dcg"] = ideal_alpha_dcg_prefix(
+                self.item_categories[target_items], lists.extras["target_valid"], lists.k, self.alpha
+            )
             if history_distribution is not None:
                 lists.extras["history"] = history_distribution
             elif history is not None:

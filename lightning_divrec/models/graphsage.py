@@ -107,12 +107,15 @@ class GraphSAGEModule(RankingModule):
             identity_init=model_config["identity_init"],
             normalize=model_config.get("normalize", False),
             item_feature_dim=item_feature_dim,
+            embedding_init=model_config.get("embedding_init", "normal"),
         )
         self.graph: BipartiteGraph | None = None
         self._edge_weight: torch.Tensor | None = None  # [E] rebalancing weights, kept for sampled subgraphs
         self._loss_weight: EdgeWeightTable | None = None  # the same weights on each interaction's loss
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._epoch_loss_sums: dict[str, torch.Tensor] = {}
+        self._epoch_loss_count = 0
 
     @classmethod
     def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> GraphSAGEModule:
@@ -183,7 +186,7 @@ class GraphSAGEModule(RankingModule):
         batch_size = len(seed_users)
         if batch_idx == 0 and self.current_epoch == 0:
             log.info("learning rate %.6g (model.lr_scaling=%s)", self.learning_rate(), self.model_config.get("lr_scaling", "none"))
-        self.log(loss_name, loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        losses = {loss_name: loss}
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
             if isinstance(batch, dict):
@@ -196,10 +199,40 @@ class GraphSAGEModule(RankingModule):
                 + self.encoder.item_embedding(negative_ids).pow(2).sum() / negatives.shape[1]
             )
             penalty = regularisation * embedding_norms / (2 * batch_size)
-            self.log("train/reg", penalty, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+            losses["train/reg"] = penalty
             loss = loss + penalty
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        losses["train/loss"] = loss
+        self._log_losses(losses, batch_size)
         return loss
+
+    def _log_losses(self, losses: dict[str, torch.Tensor], batch_size: int) -> None:
+        """Add the step's losses to the epoch sums, and log them on the steps where Lightning writes logs.
+
+        A ``self.log`` call costs far more than a small training step here, so
+        the epoch means are summed in place and logged once in
+        ``on_train_epoch_end`` (``<name>_epoch``). Step values are logged as
+        ``<name>_step`` only every ``trainer.log_every_n_steps`` steps. These
+        are the keys that ``self.log(on_step=True, on_epoch=True)`` writes.
+        """
+        for name, value in losses.items():
+            total = self._epoch_loss_sums.get(name)
+            weighted = value.detach() * batch_size
+            self._epoch_loss_sums[name] = weighted if total is None else total + weighted
+        self._epoch_loss_count += batch_size
+        connector = getattr(self._trainer, "_logger_connector", None)
+        if connector is None or connector.should_update_logs:
+            for name, value in losses.items():
+                if name != "train/reg":
+                    self.log(f"{name}_step", value.detach(), prog_bar=name == "train/loss", batch_size=batch_size)
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss_sums = {}
+        self._epoch_loss_count = 0
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_loss_count:
+            for name, total in self._epoch_loss_sums.items():
+                self.log(f"{name}_epoch", total / self._epoch_loss_count, on_step=False, on_epoch=True, sync_dist=True)
 
     def score_items(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         users_all, items_all = self._encode()  # [U, D], [I, D]

@@ -64,7 +64,8 @@ class RankedLists:
     """[B] items that were not excluded, the longest possible list."""
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     """Per-user pieces that some metrics share, each with B rows: ``auc`` [B],
-    ``target_items`` [B, T] with ``target_valid`` [B, T], ``history`` [B, C]."""
+    ``target_items`` [B, T] with ``target_valid`` [B, T], ``history`` [B, C],
+    ``alpha_ideal_dcg`` [B, K] (the greedy ideal alpha-DCG at each cut-off)."""
 
     @property
     def k(self) -> int:

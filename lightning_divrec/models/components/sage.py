@@ -14,6 +14,7 @@ from lightning_divrec.models.components.graph import BipartiteGraph
 
 AGGREGATIONS = ("mean", "max", "sum", "attention")
 LAYER_COMBINATIONS = ("last", "mean", "weighted")
+EMBEDDING_INITS = ("normal", "xavier_normal")
 
 
 class BipartiteSAGE(nn.Module):
@@ -56,6 +57,8 @@ class BipartiteSAGE(nn.Module):
             to the node's own embedding (default False: PyG's initialisation).
         normalize: L2-normalise every layer output (``SAGEConv``'s option, default False).
         item_feature_dim: F, the width of the fixed item features (default 0: none).
+        embedding_init: ``normal`` (std 0.1) or ``xavier_normal`` (std sqrt(2 / (rows + D)))
+            for the id embeddings (default ``normal``).
 
     Shapes:
         forward(graph: ``BipartiteGraph`` or edge_index [2, E] with rows (user, item),
@@ -76,8 +79,11 @@ class BipartiteSAGE(nn.Module):
         identity_init: bool = False,
         normalize: bool = False,
         item_feature_dim: int = 0,
+        embedding_init: str = "normal",
     ):
         super().__init__()
+        if embedding_init not in EMBEDDING_INITS:
+            raise ValueError(f"embedding_init must be one of {', '.join(EMBEDDING_INITS)}, got {embedding_init!r}")
         if aggr not in AGGREGATIONS:
             raise ValueError(f"aggr must be one of {', '.join(AGGREGATIONS)}, got {aggr!r}")
         if layer_combination not in LAYER_COMBINATIONS:
@@ -91,8 +97,11 @@ class BipartiteSAGE(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.user_embedding = nn.Embedding(num_users, dim)
         self.item_embedding = nn.Embedding(num_items, dim)
-        nn.init.normal_(self.user_embedding.weight, std=0.1)
-        nn.init.normal_(self.item_embedding.weight, std=0.1)
+        for embedding in (self.user_embedding, self.item_embedding):
+            if embedding_init == "xavier_normal":
+                nn.init.xavier_normal_(embedding.weight)  # std sqrt(2 / (rows + D))
+            else:
+                nn.init.normal_(embedding.weight, std=0.1)
         self.item_feature_projection = nn.Linear(item_feature_dim, dim, bias=False) if item_feature_dim > 0 else None
         if self.item_feature_projection is not None:
             nn.init.normal_(self.item_feature_projection.weight, std=0.1 / item_feature_dim**0.5)
