@@ -252,3 +252,27 @@ def test_text_features_fused_and_cached(tiny_overrides, tmp_path):
     checkpoint = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     assert checkpoint["state_dict"]["text_projection.weight"].shape == (8, 384)
     assert "text_features" not in checkpoint["state_dict"]
+
+
+@pytest.mark.parametrize("loss", ["full", "sampled"])
+def test_next_item_loss_finite_under_cpu_fp16_autocast(loss):
+    """Lightning runs ``16-mixed`` as bf16 on a CPU, so fp16 autocast is exercised here directly."""
+    from lightning_divrec.config.model_schemas import AttentionConfig
+    from lightning_divrec.models import AttentionRankerModule
+
+    config = dataclasses.asdict(AttentionConfig(embedding_dim=16, max_length=6, loss=loss, num_negatives=8))
+    torch.manual_seed(0)
+    module = AttentionRankerModule(num_users=3, num_items=NUM_ITEMS, model_config=config, ks=[5])
+    with torch.no_grad():
+        module.encoder.item_embedding.weight.mul_(300.0)  # logits far beyond fp16's range of exp()
+    sequences = torch.tensor([[PAD, PAD, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]])
+    targets = torch.tensor([[PAD, PAD, 2, 3, 4, 11], [6, 7, 8, 9, 10, 12]])
+    real = sequences != PAD
+    with torch.autocast("cpu", dtype=torch.float16):
+        table = module.item_table()
+        hidden = module.encoder(sequences, table)  # the final layer norm returns float32 under autocast
+        outputs = hidden[real].half() * 50  # [P, D] as fp16 activations, large enough to overflow exp() in fp16
+        value = module._next_item_loss(outputs, targets[real], table[:NUM_ITEMS].half())
+    value.backward()
+    assert torch.isfinite(value)
+    assert all(torch.isfinite(parameter.grad).all() for parameter in module.parameters() if parameter.grad is not None)
