@@ -167,15 +167,16 @@ def _finish(process: subprocess.Popen) -> str:
     return output
 
 
-def test_killed_run_resumes_mid_epoch(tmp_path):
-    """SIGKILL after the first mid-epoch ``last.ckpt``, ``resume=last``: the same metrics as a run never stopped."""
+def _kill_and_resume(tmp_path: Path, batch_size: int, *extra: str) -> None:
+    """Kill a run with SIGKILL after its first mid-epoch ``last.ckpt``, resume it, and compare with a run never stopped."""
     data = write_tiny_ml100k(tmp_path / "data", num_users=200, num_items=60)
     common = [
-        f"data.path={data}", f"output_dir={tmp_path / 'runs'}", "data.batch_size=8", "data.eval_batch_size=50",
-        "model.embedding_dim=8", "trainer.max_epochs=3", "trainer.early_stopping_patience=null",
-        "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "logger=csv",
+        f"data.path={data}", f"output_dir={tmp_path / 'runs'}", f"data.batch_size={batch_size}",
+        "data.eval_batch_size=50", "model.embedding_dim=8", "trainer.max_epochs=2",
+        "trainer.early_stopping_patience=null", "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1", "logger=csv", *extra,
     ]
-    every = ["checkpoint.every_n_train_steps=40"]
+    every = ["checkpoint.every_n_train_steps=20"]
     reference = _train_process(*common, "run_name=uninterrupted")
     killed = _train_process(*common, *every, "run_name=killed")
     run_dir = tmp_path / "runs" / "killed"
@@ -183,6 +184,7 @@ def test_killed_run_resumes_mid_epoch(tmp_path):
     deadline = time.monotonic() + 600
     while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    # The whole process group, so that DDP workers die with the launcher.
     os.killpg(killed.pid, signal.SIGKILL)
     output, _ = killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL, f"the run ended before it was killed:\n{output[-3000:]}"
@@ -194,13 +196,13 @@ def test_killed_run_resumes_mid_epoch(tmp_path):
     assert not loader["epoch_finished"]
     assert 0 < loader["batches_done"] < loader["batches_per_epoch"]
     assert progress["processed"] == loader["batches_done"]
-    assert checkpoint["global_step"] % 40 == 0
+    assert checkpoint["global_step"] % 20 == 0
 
     _finish(_train_process(*common, *every, "run_name=killed", "resume=last"))
     _finish(reference)
     resumed = json.loads((run_dir / "metrics.json").read_text())
     expected = json.loads((tmp_path / "runs" / "uninterrupted" / "metrics.json").read_text())
-    assert resumed["epochs_trained"] == expected["epochs_trained"] == 3
+    assert resumed["epochs_trained"] == expected["epochs_trained"] == 2
     for split in ("val", "test"):
         assert resumed[split].keys() == expected[split].keys()
         for name, value in expected[split].items():
@@ -214,3 +216,14 @@ def test_killed_run_resumes_mid_epoch(tmp_path):
     with (tmp_path / "runs" / "uninterrupted" / "csv" / "metrics.csv").open() as handle:
         all_steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train/loss_step")]
     assert steps == [step for step in all_steps if step >= checkpoint["global_step"]]
+
+
+def test_killed_run_resumes_mid_epoch(tmp_path):
+    """One process: about 128 batches per epoch, killed after step 20, 40 or 60."""
+    _kill_and_resume(tmp_path, 8)
+
+
+@pytest.mark.distributed
+def test_killed_ddp_run_resumes_mid_epoch(tmp_path):
+    """Two gloo processes: each rank's position and random draws come back."""
+    _kill_and_resume(tmp_path, 16, "trainer=ddp_sim")
