@@ -119,9 +119,14 @@ class GraphSAGEModule(RankingModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         users_all, items_all = self._encode()
         negatives = self._negatives(batch)  # [B, N]
-        users = users_all[batch["users"]]  # [B, D]
-        positive_scores = (users * items_all[batch["positives"]]).sum(dim=1)  # [B]
-        negative_scores = torch.einsum("bd,bnd->bn", users, items_all[negatives])  # [B, N]
+        # index_select, not users_all[index]: the backward of advanced indexing
+        # (index_put_ with accumulation) adds in a varying order on a
+        # multi-threaded CPU (torch 2.13), so runs with one seed drifted apart.
+        users = users_all.index_select(0, batch["users"])  # [B, D]
+        positives = items_all.index_select(0, batch["positives"])  # [B, D]
+        negative_items = items_all.index_select(0, negatives.flatten()).view(*negatives.shape, -1)  # [B, N, D]
+        positive_scores = (users * positives).sum(dim=1)  # [B]
+        negative_scores = torch.einsum("bd,bnd->bn", users, negative_items)  # [B, N]
         if self.model_config.get("loss", "bpr") == "softmax":
             loss = sampled_softmax_loss(positive_scores, negative_scores, self.model_config.get("softmax_temperature", 1.0))
             loss_name = "train/softmax"
