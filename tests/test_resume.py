@@ -132,8 +132,8 @@ def test_last_checkpoint_follows_every_epoch(tiny_overrides, tmp_path):
 
 
 def test_mid_epoch_checkpoint_written(tiny_overrides, monkeypatch):
-    # 60 training triples in batches of 4: 15 batches per epoch, so steps 7
-    # and 14 fall inside epoch 0, and step 21 inside epoch 1.
+    # About 60 training triples in batches of 4, so about 15 batches: steps 7
+    # and 14 fall inside the epoch.
     overrides = tiny_overrides + ["run_name=steps", "data.batch_size=4", "trainer.max_epochs=1", "checkpoint.every_n_train_steps=7"]
     saved = []
     original = torch.save
@@ -219,7 +219,7 @@ def _kill_and_resume(tmp_path: Path, batch_size: int, *extra: str) -> None:
 
 
 def test_killed_run_resumes_mid_epoch(tmp_path):
-    """One process: about 128 batches per epoch, killed after step 20, 40 or 60."""
+    """One process: 128 batches per epoch and a checkpoint every 20 steps."""
     _kill_and_resume(tmp_path, 8)
 
 

@@ -30,8 +30,8 @@ GLOBAL_RNG_STREAM = 1
 def batch_seed(seed: int, epoch: int, rank: int, position: int, stream: int) -> int:
     """Return a 63-bit seed for one batch, mixed from its coordinates by NumPy's ``SeedSequence``.
 
-    Different coordinates give unrelated seeds, unlike ``seed + position``,
-    whose neighbouring streams would overlap between epochs.
+    Different coordinates give unrelated seeds. A sum such as ``seed + position``
+    would give batch 1 of one run the seed of batch 0 of the run seeded one higher.
     """
     words = np.random.SeedSequence([seed, epoch, rank, position, stream]).generate_state(2, np.uint32)
     return (int(words[0]) << 31) ^ int(words[1])
@@ -119,8 +119,8 @@ class ResumableDataLoader(DataLoader):
         position: Callable[[], tuple[int, int, bool]],
         **kwargs: Any,
     ):
-        # An own generator keeps iter() from drawing the workers' base seed
-        # from torch's global generator.
+        # A generator of its own keeps iter() from drawing the workers' base
+        # seed from torch's global generator.
         generator = torch.Generator().manual_seed(batch_sampler.seed)
         super().__init__(dataset, batch_sampler=batch_sampler, generator=generator, **kwargs)
         self.position = position

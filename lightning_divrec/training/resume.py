@@ -75,9 +75,8 @@ class LastCheckpoint(Checkpoint):
         if self.every_n_train_steps is None:
             return
         step = trainer.global_step
-        # Only a batch that ended with an optimizer step is a safe point: under
-        # gradient accumulation the gradients of earlier micro-batches are not
-        # part of a checkpoint.
+        # Only a batch that ended with an optimizer step is a safe point, because
+        # a checkpoint does not contain the gradients accumulated before it.
         if step == self._step_at_batch_start or step % self.every_n_train_steps:
             return
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
