@@ -91,3 +91,18 @@ def test_group_and_key_errors_together():
     assert "model=sasrec" in message
     assert "'trainer.max_epoch'" in message
     assert "'data.batch_size' must be an integer" in message
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("group", ["model", "data", "trainer", "logger"])
+def test_every_shipped_group_file_validates(group):
+    """Each YAML file under configs/<group>/ composes and passes the schema."""
+    from lightning_divrec.config import TrainConfig, validate_config
+
+    names = sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+    assert names, f"no files in configs/{group}"
+    for name in names:
+        cfg = validate_config(load_train_config([f"{group}={name}"]), TrainConfig)
+        assert cfg[group] is not None, name

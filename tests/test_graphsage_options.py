@@ -11,7 +11,8 @@ from lightning_divrec.config import load_evaluate_config, load_train_config
 from lightning_divrec.evaluate import evaluate
 from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
 from lightning_divrec.models.components.sage import BipartiteSAGE
-from lightning_divrec.models.losses import sampled_softmax_loss
+from lightning_divrec.models.graphsage import EdgeWeightTable, per_user_normalised
+from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
 from lightning_divrec.train import train
 
 # User 0 has items 0, 1 (category A) and 2 (category B); user 1 has items 2 and 3 (no category).
@@ -117,6 +118,47 @@ def test_sampled_softmax_finite_in_fp16():
 def test_rebalance_needs_mean(tiny_overrides):
     with pytest.raises(ValueError, match="needs model.aggr=mean"):
         train(load_train_config(tiny_overrides + ["model.aggr=max", "model.rebalance_strength=1.0"]))
+
+
+def test_weighted_losses_by_hand():
+    positives = torch.tensor([2.0, 0.5])
+    negatives = torch.tensor([[0.0, 1.0], [1.0, 1.5]])
+    weight = torch.tensor([3.0, 1.0])
+    per_row_bpr = torch.nn.functional.softplus(negatives - positives[:, None]).mean(dim=1)
+    expected_bpr = (3 * per_row_bpr[0] + per_row_bpr[1]) / 4
+    assert bpr_loss(positives[:, None], negatives, weight=weight).item() == pytest.approx(expected_bpr.item(), rel=1e-6)
+    per_row_softmax = torch.stack([sampled_softmax_loss(positives[b : b + 1], negatives[b : b + 1]) for b in range(2)])
+    expected_softmax = (3 * per_row_softmax[0] + per_row_softmax[1]) / 4
+    weighted = sampled_softmax_loss(positives, negatives, weight=weight)
+    assert weighted.item() == pytest.approx(expected_softmax.item(), rel=1e-6)
+    assert bpr_loss(positives[:, None], negatives, weight=torch.ones(2)).item() == pytest.approx(
+        bpr_loss(positives[:, None], negatives).item(), rel=1e-6
+    )
+
+
+def test_edge_weight_table_finds_each_training_pair():
+    weights = category_rebalance_weights(EDGES, CATEGORIES, num_users=2, strength=1.0)
+    table = EdgeWeightTable(EDGES, weights, num_items=4)
+    order = torch.tensor([4, 2, 0, 3, 1])
+    assert table.lookup(EDGES[0, order], EDGES[1, order]).tolist() == pytest.approx(weights[order].tolist())
+    with pytest.raises(ValueError, match="missing from the training edges"):
+        table.lookup(torch.tensor([1]), torch.tensor([0]))
+
+
+def test_loss_weights_average_one_per_user():
+    weights = category_rebalance_weights(EDGES, CATEGORIES, num_users=2, strength=1.0)  # [1.5, 1.5, 3, 1, 1]
+    scaled = per_user_normalised(EDGES[0], weights, num_users=2)
+    # User 0: total 6 over 3 edges, so each weight times 3 / 6; user 1: already averages 1.
+    assert scaled.tolist() == pytest.approx([0.75, 0.75, 1.5, 1.0, 1.0])
+
+
+def test_rebalanced_loss_trains_with_any_aggregation(tiny_overrides):
+    overrides = tiny_overrides + ["model.aggr=max", "model.rebalance_strength=2.0", "model.rebalance_mode=loss"]
+    plain = train(load_train_config(tiny_overrides + ["model.aggr=max", "run_name=plain"]))
+    rebalanced = train(load_train_config(overrides + ["run_name=rebalanced"]))
+    assert math.isfinite(rebalanced["test"]["test/ndcg@10"])
+    # Same seed and data: only the loss weights differ, so the learnt scores must differ.
+    assert rebalanced["test"] != plain["test"]
 
 
 def test_all_options_train_and_evaluate(tiny_overrides, tmp_path, monkeypatch):

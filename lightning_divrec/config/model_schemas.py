@@ -108,6 +108,14 @@ class GraphSAGEConfig(ModelConfig):
     categories then count for more. 0 gives the plain mean; other values need
     ``aggr: mean``."""
 
+    rebalance_mode: Literal["aggregation", "loss", "both"] = "aggregation"
+    """Where ``rebalance_strength`` acts. ``aggregation`` weights the user's
+    neighbour mean; ``loss`` weights each training interaction's loss by the
+    same f ** -strength, scaled so that each user's weights average 1, which
+    is the same in expectation as sampling a user's rarer-category
+    interactions more often, so the model learns to rank those categories
+    higher; ``both`` does both."""
+
     loss: Literal["bpr", "softmax"] = "bpr"
     """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;
     ``softmax``: cross-entropy of the positive against its sampled negatives."""
@@ -117,6 +125,13 @@ class GraphSAGEConfig(ModelConfig):
 
     softmax_temperature: float = 1.0
     """Temperature dividing the logits of ``loss: softmax``."""
+
+    num_neighbors: Optional[list[int]] = None
+    """Mini-batch training on sampled neighbourhoods: neighbours drawn per
+    node at each layer, one entry per layer (-1 takes all), by PyG's
+    ``LinkNeighborLoader``, which needs ``pyg-lib`` or ``torch-sparse``.
+    ``null`` (default) propagates over the full graph at every step.
+    Evaluation always uses the full graph."""
 
 
 @dataclass

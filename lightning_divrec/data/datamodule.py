@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_divrec.data.cache import load_or_build
 from lightning_divrec.data.interactions import Interactions
+from lightning_divrec.data.neighbors import link_neighbor_loader
 from lightning_divrec.data.prepare import build_prepared
 from lightning_divrec.data.resumable import ResumableBatchSampler, ResumableDataLoader
 from lightning_divrec.data.sampling import NegativeSampler
@@ -172,6 +173,8 @@ class RecDataModule(L.LightningDataModule):
         self.loaded_from_cache = False
         self.sequence_data: SequenceData | None = None
         """Set by ``use_sequence_batches``; then training batches are item sequences."""
+        self.link_neighbor_options: dict | None = None
+        """Set by ``use_link_neighbor_batches``; then training batches are sampled subgraphs."""
 
     def prepare_data(self) -> None:
         """Find the data (downloading it when allowed) and, with ``data.cache``, write the prepared dataset.
@@ -269,6 +272,13 @@ class RecDataModule(L.LightningDataModule):
                 "global batch %d = %d process(es) x %d accumulation step(s) x %d per process",
                 self.config.batch_size, world_size, accumulate, batch_size,
             )
+        if self.link_neighbor_options is not None:
+            # NOTE: this loader shuffles with torch's global generator and keeps
+            # no position, so a mid-epoch resume starts a new shuffle of the epoch.
+            return link_neighbor_loader(
+                self.train_edges, self.num_users, self.num_items, batch_size=batch_size, rank=rank,
+                world_size=world_size, num_workers=self.config.num_workers, **self.link_neighbor_options,
+            )
         dataset = self.train_dataset if self.sequence_data is None else self.sequence_data.train
         return ResumableDataLoader(
             dataset,
@@ -301,6 +311,16 @@ class RecDataModule(L.LightningDataModule):
         """
         self.sequence_data = build_sequence_data(self.interactions, self.split, max_length, windows)
         return self.sequence_data
+
+    def use_link_neighbor_batches(self, num_neighbors: list[int], num_negatives: int = 1) -> None:
+        """Switch ``train_dataloader`` to PyG ``LinkNeighborLoader`` batches over the training edges.
+
+        Called by a model from ``attach_data``. ``data.batch_size`` then counts
+        positive edges; each comes with ``num_negatives`` uniformly drawn items
+        and the neighbourhood sampled with ``num_neighbors`` (one count per
+        layer). See ``lightning_divrec.data.neighbors``.
+        """
+        self.link_neighbor_options = {"num_neighbors": list(num_neighbors), "num_negatives": num_negatives}
 
     def _eval_dataloader(self, stage: str) -> DataLoader:
         rank, world_size = self._distributed()

@@ -12,6 +12,7 @@ import torch
 
 from lightning_divrec.models.base import RankingModule
 from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
+from lightning_divrec.data.neighbors import SampledBatch, require_neighbor_backend, sampled_batch
 from lightning_divrec.models.components.sage import BipartiteSAGE
 from lightning_divrec.models.components.text_encoder import item_text_embeddings
 from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
@@ -48,7 +49,13 @@ def item_feature_matrix(model_config: dict, datamodule, cache_dir: str | None) -
 
 
 class GraphSAGEModule(RankingModule):
-    """Full-graph GraphSAGE: every training step propagates over all training edges.
+    """GraphSAGE trained on the full graph (default) or on sampled neighbourhoods.
+
+    By default every training step propagates over all training edges. With
+    ``model.num_neighbors`` each step propagates over the neighbourhood that
+    PyG's ``LinkNeighborLoader`` samples around the batch's edges (see
+    ``lightning_divrec.data.neighbors``); evaluation always uses
+    the full graph.
 
     Score of user u for item i is the dot product of their final
     representations. The graph and the item features are taken from the data
@@ -70,13 +77,24 @@ class GraphSAGEModule(RankingModule):
         item_feature_dim: int = 0,
     ):
         super().__init__(num_users, num_items, model_config, ks, run_config)
-        if model_config.get("rebalance_strength", 0.0) != 0 and model_config["aggr"] != "mean":
+        weights_aggregation = model_config.get("rebalance_mode", "aggregation") in ("aggregation", "both")
+        if model_config.get("rebalance_strength", 0.0) != 0 and weights_aggregation and model_config["aggr"] != "mean":
             raise ValueError(
-                f"model.rebalance_strength={model_config['rebalance_strength']} weights the neighbour mean, "
-                f"so it needs model.aggr=mean (got {model_config['aggr']!r})"
+                f"model.rebalance_strength={model_config['rebalance_strength']} with "
+                f"model.rebalance_mode={model_config.get('rebalance_mode', 'aggregation')} weights the neighbour mean, "
+                f"so it needs model.aggr=mean (got {model_config['aggr']!r}); model.rebalance_mode=loss works with any aggregation"
             )
         if model_config.get("num_negatives", 1) < 1:
             raise ValueError(f"model.num_negatives must be at least 1, got {model_config['num_negatives']}")
+        fanout = model_config.get("num_neighbors")
+        if fanout is not None:
+            if len(fanout) != model_config["num_layers"] or model_config["num_layers"] == 0:
+                raise ValueError(
+                    f"model.num_neighbors={list(fanout)} needs one entry per GraphSAGE layer "
+                    f"(model.num_layers={model_config['num_layers']}, at least 1)"
+                )
+            if any(count == 0 or count < -1 for count in fanout):
+                raise ValueError(f"model.num_neighbors={list(fanout)}: each entry is a positive count, or -1 for all neighbours")
         self.encoder = BipartiteSAGE(
             num_users,
             num_items,
@@ -91,6 +109,8 @@ class GraphSAGEModule(RankingModule):
             item_feature_dim=item_feature_dim,
         )
         self.graph: BipartiteGraph | None = None
+        self._edge_weight: torch.Tensor | None = None  # [E] rebalancing weights, kept for sampled subgraphs
+        self._loss_weight: EdgeWeightTable | None = None  # the same weights on each interaction's loss
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -98,13 +118,26 @@ class GraphSAGEModule(RankingModule):
     def from_datamodule(cls, datamodule, model_config: dict, ks: list[int], run_config: dict | None = None) -> GraphSAGEModule:
         features = item_feature_matrix(model_config, datamodule, _cache_dir(run_config))
         feature_dim = 0 if features is None else features.shape[1]
-        return cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, item_feature_dim=feature_dim)
+        model = cls(datamodule.num_users, datamodule.num_items, model_config, ks, run_config, item_feature_dim=feature_dim)
+        if model_config.get("num_neighbors") is not None:
+            # Checked when a run is built, not in __init__: evaluating such a
+            # checkpoint uses the full graph and needs no sampling backend.
+            require_neighbor_backend("model.num_neighbors")
+        return model
 
     def attach_data(self, datamodule) -> None:
         strength = self.model_config.get("rebalance_strength", 0.0)
         edges = datamodule.train_edges
         weights = category_rebalance_weights(edges, datamodule.item_categories, self.num_users, strength) if strength else None
-        self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=weights)
+        mode = self.model_config.get("rebalance_mode", "aggregation")
+        aggregation_weights = weights if mode in ("aggregation", "both") else None
+        self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=aggregation_weights)
+        self._edge_weight = aggregation_weights
+        self._loss_weight = None
+        if weights is not None and mode in ("loss", "both"):
+            self._loss_weight = EdgeWeightTable(edges, per_user_normalised(edges[0], weights, self.num_users), self.num_items)
+        if self.model_config.get("num_neighbors") is not None:
+            datamodule.use_link_neighbor_batches(list(self.model_config["num_neighbors"]), self.model_config.get("num_negatives", 1))
         features = item_feature_matrix(self.model_config, datamodule, _cache_dir(self.hparams.get("run_config")))
         expected = 0 if self.encoder.item_feature_projection is None else self.encoder.item_feature_projection.in_features
         found = 0 if features is None else features.shape[1]
@@ -116,33 +149,56 @@ class GraphSAGEModule(RankingModule):
         self.graph = self.graph.to(self.device)
         return self.encoder(self.graph, self.item_features)  # [U, D], [I, D]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        users_all, items_all = self._encode()
-        negatives = self._negatives(batch)  # [B, N]
+    def _encode_sampled(self, batch: SampledBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagate over a sampled subgraph: [U', D] and [I', D] for its local nodes."""
+        weight = None if self._edge_weight is None else self._edge_weight.to(self.device)[batch.edge_ids]
+        graph = BipartiteGraph(batch.edges, len(batch.users), len(batch.items), user_edge_weight=weight)
+        return self.encoder(graph, self.item_features, node_ids=(batch.users, batch.items))
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, dict):
+            users_all, items_all = self._encode()
+            negatives = self._negatives(batch)  # [B, N]
+            seed_users, positives = batch["users"], batch["positives"]
+        else:  # a LinkNeighborLoader batch: every index below is local to the subgraph
+            sampled = sampled_batch(batch)
+            users_all, items_all = self._encode_sampled(sampled)
+            seed_users, positives, negatives = sampled.seed_users, sampled.positives, sampled.negatives
         # index_select, not users_all[index]: the backward of advanced indexing
         # (index_put_ with accumulation) adds in a varying order on a
         # multi-threaded CPU (torch 2.13), so runs with one seed drifted apart.
-        users = users_all.index_select(0, batch["users"])  # [B, D]
-        positives = items_all.index_select(0, batch["positives"])  # [B, D]
+        users = users_all.index_select(0, seed_users)  # [B, D]
+        positive_items = items_all.index_select(0, positives)  # [B, D]
         negative_items = items_all.index_select(0, negatives.flatten()).view(*negatives.shape, -1)  # [B, N, D]
-        positive_scores = (users * positives).sum(dim=1)  # [B]
+        positive_scores = (users * positive_items).sum(dim=1)  # [B]
         negative_scores = torch.einsum("bd,bnd->bn", users, negative_items)  # [B, N]
+        weight = None
+        if self._loss_weight is not None:
+            if isinstance(batch, dict):
+                weight = self._loss_weight.lookup(seed_users, positives)
+            else:
+                weight = self._loss_weight.lookup(sampled.users[seed_users], sampled.items[positives])
         if self.model_config.get("loss", "bpr") == "softmax":
-            loss = sampled_softmax_loss(positive_scores, negative_scores, self.model_config.get("softmax_temperature", 1.0))
+            temperature = self.model_config.get("softmax_temperature", 1.0)
+            loss = sampled_softmax_loss(positive_scores, negative_scores, temperature, weight=weight)
             loss_name = "train/softmax"
         else:
-            loss = bpr_loss(positive_scores[:, None], negative_scores)
+            loss = bpr_loss(positive_scores[:, None], negative_scores, weight=weight)
             loss_name = "train/bpr"
-        batch_size = len(batch["users"])
+        batch_size = len(seed_users)
         if batch_idx == 0 and self.current_epoch == 0:
             log.info("learning rate %.6g (model.lr_scaling=%s)", self.learning_rate(), self.model_config.get("lr_scaling", "none"))
         self.log(loss_name, loss, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
+            if isinstance(batch, dict):
+                seed_user_ids, positive_ids, negative_ids = seed_users, positives, negatives
+            else:
+                seed_user_ids, positive_ids, negative_ids = sampled.users[seed_users], sampled.items[positives], sampled.items[negatives]
             embedding_norms = (
-                self.encoder.user_embedding(batch["users"]).pow(2).sum()
-                + self.encoder.item_embedding(batch["positives"]).pow(2).sum()
-                + self.encoder.item_embedding(negatives).pow(2).sum() / negatives.shape[1]
+                self.encoder.user_embedding(seed_user_ids).pow(2).sum()
+                + self.encoder.item_embedding(positive_ids).pow(2).sum()
+                + self.encoder.item_embedding(negative_ids).pow(2).sum() / negatives.shape[1]
             )
             penalty = regularisation * embedding_norms / (2 * batch_size)
             self.log("train/reg", penalty, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
@@ -185,6 +241,40 @@ class GraphSAGEModule(RankingModule):
             self.prepare_scoring()
         user_vectors, item_vectors = self._cached
         return user_vectors[users] @ item_vectors.T  # [B, D] @ [D, I] -> [B, I]
+
+
+def per_user_normalised(users: torch.Tensor, weights: torch.Tensor, num_users: int) -> torch.Tensor:
+    """Scale each user's edge weights to average 1 over the user's edges.
+
+    Every user then keeps the total weight of an unweighted loss (one per
+    interaction), and only the balance inside each history changes.
+    Shapes: users [E], weights [E] -> [E].
+    """
+    weights = weights.float()
+    totals = torch.zeros(num_users, dtype=weights.dtype).index_add_(0, users, weights)
+    counts = torch.bincount(users, minlength=num_users).to(weights.dtype)
+    return weights * counts[users] / totals[users]
+
+
+class EdgeWeightTable:
+    """Look up a weight by (user, item) among the training edges.
+
+    Keys user * I + item are kept sorted, so a lookup is one binary search per
+    pair. Shapes: edges [2, E], weights [E]; ``lookup`` users [B], items [B] -> [B].
+    """
+
+    def __init__(self, edges: torch.Tensor, weights: torch.Tensor, num_items: int):
+        self.num_items = num_items
+        keys = edges[0].long() * num_items + edges[1].long()
+        self.keys, order = torch.sort(keys)
+        self.weights = weights.float()[order]
+
+    def lookup(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        keys = users.long().cpu() * self.num_items + items.long().cpu()
+        position = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
+        if not torch.equal(self.keys[position], keys):
+            raise ValueError("model.rebalance_mode=loss: a training pair is missing from the training edges")
+        return self.weights[position].to(users.device)
 
 
 def _cache_dir(run_config: dict | None) -> str | None:

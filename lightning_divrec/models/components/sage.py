@@ -59,7 +59,8 @@ class BipartiteSAGE(nn.Module):
 
     Shapes:
         forward(graph: ``BipartiteGraph`` or edge_index [2, E] with rows (user, item),
-        item_features [I, F] or None) -> (users [U, D], items [I, D]).
+        item_features [I, F] or None) -> (users [U, D], items [I, D]);
+        on a subgraph with ``node_ids`` (users [U'], items [I']) -> ([U', D], [I', D]).
     """
 
     def __init__(
@@ -109,22 +110,37 @@ class BipartiteSAGE(nn.Module):
             return SAGEConv((dim, dim), dim, aggr=AttentionalAggregation(nn.Linear(dim, 1)), normalize=normalize)
         return SAGEConv((dim, dim), dim, aggr=self.aggr, normalize=normalize)
 
-    def input_embeddings(self, item_features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the layer-0 user [U, D] and item [I, D] representations."""
-        items = self.item_embedding.weight
+    def input_embeddings(
+        self, item_features: torch.Tensor | None = None, node_ids: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the layer-0 user [U, D] and item [I, D] representations.
+
+        With ``node_ids`` = (user ids [U'], item ids [I']) only those rows, in
+        that order: [U', D] and [I', D].
+        """
+        if node_ids is None:
+            users, items = self.user_embedding.weight, self.item_embedding.weight
+        else:
+            users, items = self.user_embedding(node_ids[0]), self.item_embedding(node_ids[1])
         if self.item_feature_projection is not None:
             if item_features is None:
                 raise ValueError("this encoder was built with item features; pass item_features to forward")
-            items = items + self.item_feature_projection(item_features.to(items.dtype))
-        return self.user_embedding.weight, items
+            features = item_features if node_ids is None else item_features[node_ids[1]]
+            items = items + self.item_feature_projection(features.to(items.dtype))
+        return users, items
 
     def forward(
-        self, graph: BipartiteGraph | torch.Tensor, item_features: torch.Tensor | None = None
+        self,
+        graph: BipartiteGraph | torch.Tensor,
+        item_features: torch.Tensor | None = None,
+        node_ids: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagate over ``graph``; with ``node_ids`` the graph is a subgraph whose local nodes are those ids."""
         if isinstance(graph, torch.Tensor):
-            graph = BipartiteGraph(graph, self.num_users, self.num_items)
+            num_users, num_items = (self.num_users, self.num_items) if node_ids is None else map(len, node_ids)
+            graph = BipartiteGraph(graph, num_users, num_items)
         to_item_edges, to_user_edges = graph.edge_index, graph.edge_index.flip(0)
-        users, items = self.input_embeddings(item_features)
+        users, items = self.input_embeddings(item_features, node_ids)
         user_layers, item_layers = [users], [items]
         for layer, (to_item, to_user) in enumerate(zip(self.to_item, self.to_user)):
             if self.aggr == "mean":
@@ -135,8 +151,8 @@ class BipartiteSAGE(nn.Module):
                     new_items = _sage_update(to_item, graph.mean_over_users(users), items)
                     new_users = _sage_update(to_user, graph.mean_over_items(items), users)
             else:
-                new_items = to_item((users, items), to_item_edges, size=(self.num_users, self.num_items))
-                new_users = to_user((items, users), to_user_edges, size=(self.num_items, self.num_users))
+                new_items = to_item((users, items), to_item_edges, size=(graph.num_users, graph.num_items))
+                new_users = to_user((items, users), to_user_edges, size=(graph.num_items, graph.num_users))
             if layer < len(self.to_item) - 1:
                 if self.activation == "relu":
                     new_items, new_users = torch.relu(new_items), torch.relu(new_users)
