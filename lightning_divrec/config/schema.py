@@ -303,9 +303,9 @@ class EvalConfig:
 @dataclass
 class CheckpointConfig:
     every_n_train_steps: Optional[int] = None
-    """Also write ``checkpoints/last.ckpt`` every this many optimizer steps
-    inside an epoch, so that ``resume=last`` continues from the middle of the
-    epoch; null writes ``last.ckpt`` only at the end of each epoch."""
+    """Optimizer steps between two writes of ``checkpoints/last.ckpt`` inside
+    an epoch, so that ``resume=last`` continues from the middle of the epoch.
+    Null writes ``last.ckpt`` only at the end of each epoch."""
 
 
 @dataclass
@@ -334,7 +334,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    """When ``last.ckpt`` is written besides the end of each epoch."""
+    """Mid-epoch writes of ``last.ckpt``, besides the one at the end of each epoch."""
 
 
 @dataclass

@@ -292,8 +292,8 @@ class RecDataModule(L.LightningDataModule):
     def _train_position(self) -> tuple[int, int, bool]:
         """Return the epoch, the batches the trainer finished in it, and whether the epoch is over.
 
-        Read when a checkpoint is written: mid-epoch after the optimizer step of
-        a batch, at the epoch's end after validation.
+        Read when a checkpoint is written, which happens mid-epoch after the
+        optimizer step of a batch or at the end of the epoch after validation.
         """
         loop = self.trainer.fit_loop
         progress = loop.epoch_loop.batch_progress
