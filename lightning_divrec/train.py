@@ -76,7 +76,7 @@ def train(cfg: DictConfig | dict) -> dict:
 
         if model.trainable:
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-            best = checkpoint.best_model_path or checkpoint.last_model_path
+            best = checkpoint.best_model_path or str(run_dir / "checkpoints" / "last.ckpt")
         else:
             trainer.validate(model, datamodule=datamodule, verbose=False)
             best = str(run_dir / "checkpoints" / "best.ckpt")
@@ -160,6 +160,9 @@ def _check_run_options(cfg: DictConfig) -> None:
         problems.append(f"eval.objective_weight={cfg.eval.objective_weight} must lie in [0, 1]")
     if cfg.eval.rerank_candidates < max(cfg.eval.ks):
         problems.append(f"eval.rerank_candidates={cfg.eval.rerank_candidates} must be at least max(eval.ks)={max(cfg.eval.ks)}")
+    every_n_train_steps = cfg.checkpoint.every_n_train_steps
+    if every_n_train_steps is not None and every_n_train_steps < 1:
+        problems.append(f"checkpoint.every_n_train_steps={every_n_train_steps} must be at least 1, or null to disable it")
     world_size = cfg.trainer.devices * cfg.trainer.num_nodes
     try:
         per_device_batch_size(cfg.data.batch_size, world_size, cfg.trainer.accumulate_grad_batches)

@@ -301,6 +301,14 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_n_train_steps: Optional[int] = None
+    """Optimizer steps between two writes of ``checkpoints/last.ckpt`` inside
+    an epoch, so that ``resume=last`` continues from the middle of the epoch.
+    Null writes ``last.ckpt`` only at the end of each epoch."""
+
+
+@dataclass
 class TrainConfig:
     seed: int = 42
     """Seed of Python, NumPy and torch on every process."""
@@ -325,6 +333,8 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Mid-epoch writes of ``last.ckpt``, besides the one at the end of each epoch."""
 
 
 @dataclass

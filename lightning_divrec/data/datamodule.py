@@ -13,12 +13,13 @@ from typing import Any, Iterator
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lightning_divrec.data.cache import load_or_build
 from lightning_divrec.data.interactions import Interactions
 from lightning_divrec.data.neighbors import link_neighbor_loader
 from lightning_divrec.data.prepare import build_prepared
+from lightning_divrec.data.resumable import ResumableBatchSampler, ResumableDataLoader
 from lightning_divrec.data.sampling import NegativeSampler
 from lightning_divrec.data.sequences import SequenceData, build_sequence_data
 from lightning_divrec.data.sources.registry import source_files
@@ -63,9 +64,10 @@ class EvalStage:
 class TrainTriples(Dataset):
     """(user, positive, negative) triples, one per training interaction.
 
-    Negatives are drawn when a batch is fetched (``__getitems__``), so every
-    epoch gets fresh negatives from torch's global generator, which
-    ``seed_everything`` seeds on every process.
+    Negatives are drawn when a batch is fetched (``__getitems__``). A batch
+    from ``ResumableBatchSampler`` carries a seed, so its negatives depend only
+    on the batch's coordinates (seed, epoch, rank, position) and a resumed run
+    draws the same ones; plain index lists draw from torch's global generator.
     """
 
     def __init__(self, users: torch.Tensor, items: torch.Tensor, sampler: NegativeSampler):
@@ -79,7 +81,10 @@ class TrainTriples(Dataset):
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
         users = self.users[index]
-        return {"users": users, "positives": self.items[index], "negatives": self.sampler.sample(users)}
+        seed = getattr(indices, "seed", None)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        negatives = self.sampler.sample(users, generator=generator)
+        return {"users": users, "positives": self.items[index], "negatives": negatives}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         batch = self.__getitems__([index])
@@ -156,7 +161,7 @@ class RecDataModule(L.LightningDataModule):
 
     Args:
         config: the ``data`` group (``lightning_divrec.config.DataConfig``).
-        seed: seed of the training shuffle under DDP.
+        seed: seed of the training shuffle and of each training batch's negatives.
     """
 
     def __init__(self, config: Any, seed: int = 0):
@@ -268,23 +273,32 @@ class RecDataModule(L.LightningDataModule):
                 self.config.batch_size, world_size, accumulate, batch_size,
             )
         if self.link_neighbor_options is not None:
+            # NOTE: this loader shuffles with torch's global generator and keeps
+            # no position, so a mid-epoch resume starts a new shuffle of the epoch.
             return link_neighbor_loader(
                 self.train_edges, self.num_users, self.num_items, batch_size=batch_size, rank=rank,
                 world_size=world_size, num_workers=self.config.num_workers, **self.link_neighbor_options,
             )
         dataset = self.train_dataset if self.sequence_data is None else self.sequence_data.train
-        if world_size > 1:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=self.seed)
-        else:
-            sampler = RandomSampler(dataset)
-        return DataLoader(
+        return ResumableDataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
+            ResumableBatchSampler(len(dataset), batch_size, self.seed, rank, world_size),
+            self._train_position,
             collate_fn=_keep_batch,
             num_workers=self.config.num_workers,
             persistent_workers=self.config.num_workers > 0,
         )
+
+    def _train_position(self) -> tuple[int, int, bool]:
+        """Return the epoch, the batches the trainer finished in it, and whether the epoch is over.
+
+        Read when a checkpoint is written, which happens mid-epoch after the
+        optimizer step of a batch or at the end of the epoch after validation.
+        """
+        loop = self.trainer.fit_loop
+        progress = loop.epoch_loop.batch_progress
+        batches_done = progress.current.processed
+        return self.trainer.current_epoch, batches_done, progress.is_last_batch or batches_done >= loop.max_batches
 
     # ----- sequence batches (models that read histories as sequences) -----------------------
 

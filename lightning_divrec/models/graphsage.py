@@ -167,9 +167,14 @@ class GraphSAGEModule(RankingModule):
             sampled = sampled_batch(batch)
             users_all, items_all = self._encode_sampled(sampled)
             seed_users, positives, negatives = sampled.seed_users, sampled.positives, sampled.negatives
-        users = users_all[seed_users]  # [B, D]
-        positive_scores = (users * items_all[positives]).sum(dim=1)  # [B]
-        negative_scores = torch.einsum("bd,bnd->bn", users, items_all[negatives])  # [B, N]
+        # index_select, not users_all[index]: the backward of advanced indexing
+        # (index_put_ with accumulation) adds in a varying order on a
+        # multi-threaded CPU (torch 2.13), so runs with one seed drifted apart.
+        users = users_all.index_select(0, seed_users)  # [B, D]
+        positive_items = items_all.index_select(0, positives)  # [B, D]
+        negative_items = items_all.index_select(0, negatives.flatten()).view(*negatives.shape, -1)  # [B, N, D]
+        positive_scores = (users * positive_items).sum(dim=1)  # [B]
+        negative_scores = torch.einsum("bd,bnd->bn", users, negative_items)  # [B, N]
         weight = None
         if self._loss_weight is not None:
             if isinstance(batch, dict):

@@ -149,8 +149,9 @@ class RequeueOnSignal(Callback):
 
     Every rank receives the signal; only global rank zero calls
     ``scontrol requeue``, once. Slurm then stops the job with SIGTERM, and
-    the requeued job continues with ``resume=auto``. The epoch in progress is
-    trained again, because ``last.ckpt`` is written at the end of each validation.
+    the requeued job continues with ``resume=auto`` from ``last.ckpt``: from the
+    start of the epoch in progress, or with ``checkpoint.every_n_train_steps``
+    from the last mid-epoch checkpoint.
     """
 
     def __init__(self, signum: int = signal.SIGUSR1) -> None:

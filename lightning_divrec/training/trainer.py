@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig
 
 from lightning_divrec.training.checkpoint_io import AtomicCheckpointIO
+from lightning_divrec.training.resume import LastCheckpoint, SeedEachBatch
 from lightning_divrec.training.slurm_env import RequeueOnSignal, in_slurm_job, slurm_plugins
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resume_wandb_id: str | None = 
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tuple[L.Trainer, ModelCheckpoint]:
-    """Return the Trainer of a training run and its best/last checkpoint callback."""
+    """Return the Trainer of a training run and its best-checkpoint callback.
+
+    ``LastCheckpoint``, not ``ModelCheckpoint``, writes ``checkpoints/last.ckpt``.
+    """
     trainer_cfg = cfg.trainer
     checkpoint = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"),
@@ -57,16 +61,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list[Logger]) -> tupl
         monitor=cfg.eval.monitor,
         mode="max",
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
     )
-    callbacks: list = [checkpoint]
+    callbacks: list = [checkpoint, SeedEachBatch(cfg.seed)]
     if trainer_cfg.enable_progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     if trainer_cfg.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor=cfg.eval.monitor, mode="max", patience=trainer_cfg.early_stopping_patience))
     if in_slurm_job():
         callbacks.append(RequeueOnSignal())
+    # Listed after ModelCheckpoint, so that last.ckpt contains the best score of the epoch it ends.
+    callbacks.append(LastCheckpoint(run_dir / "checkpoints" / "last.ckpt", cfg.checkpoint.every_n_train_steps))
     trainer = L.Trainer(
         accelerator=trainer_cfg.accelerator,
         devices=trainer_cfg.devices,
