@@ -81,8 +81,8 @@ class LastCheckpoint(Checkpoint):
             return
         if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state: a resume needs the optimizer and loops
         log.debug("mid-epoch checkpoint at epoch %d, batch %d, step %d: %s", trainer.current_epoch, batch_idx, step, self.path)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
