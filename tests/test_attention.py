@@ -255,7 +255,7 @@ def test_text_features_fused_and_cached(tiny_overrides, tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["full", "sampled"])
-def test_next_item_loss_finite_under_cpu_fp16_autocast(loss):
+def test_loss_finite_cpu_fp16(loss):
     """Lightning runs ``16-mixed`` as bf16 on a CPU, so fp16 autocast is exercised here directly."""
     from lightning_divrec.config.model_schemas import AttentionConfig
     from lightning_divrec.models import AttentionRankerModule

@@ -288,7 +288,7 @@ def test_scoring_benchmark_rejects_other_split(tiny_overrides, teacher_run, tmp_
     assert "other data or another split" in result.stderr
 
 
-def test_text_teacher_distils_into_id_student(tiny_overrides, tmp_path, monkeypatch):
+def test_text_teacher_distils_student(tiny_overrides, tmp_path, monkeypatch):
     """A teacher whose item tower reads all-MiniLM-L6-v2 title embeddings (local package) teaches an id-only student."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cache = f"data.cache_dir={tmp_path / 'cache'}"

@@ -136,7 +136,7 @@ def test_weighted_losses_by_hand():
     )
 
 
-def test_edge_weight_table_finds_each_training_pair():
+def test_edge_weight_table_lookup():
     weights = category_rebalance_weights(EDGES, CATEGORIES, num_users=2, strength=1.0)
     table = EdgeWeightTable(EDGES, weights, num_items=4)
     order = torch.tensor([4, 2, 0, 3, 1])
@@ -152,7 +152,7 @@ def test_loss_weights_average_one_per_user():
     assert scaled.tolist() == pytest.approx([0.75, 0.75, 1.5, 1.0, 1.0])
 
 
-def test_rebalanced_loss_trains_with_any_aggregation(tiny_overrides):
+def test_rebalanced_loss_any_aggregation(tiny_overrides):
     overrides = tiny_overrides + ["model.aggr=max", "model.rebalance_strength=2.0", "model.rebalance_mode=loss"]
     plain = train(load_train_config(tiny_overrides + ["model.aggr=max", "run_name=plain"]))
     rebalanced = train(load_train_config(overrides + ["run_name=rebalanced"]))

@@ -23,7 +23,7 @@ def _random_graph(generator: torch.Generator, users: int = 9, items: int = 11, e
 
 
 @pytest.mark.parametrize("aggr", ["mean", "max", "attention"])
-def test_subgraph_of_every_node_matches_full_graph(aggr):
+def test_full_subgraph_matches_graph(aggr):
     """Relabelling every node through node_ids must give the full-graph output, relabelled."""
     generator = torch.Generator().manual_seed(0)
     edges = _random_graph(generator)
@@ -56,7 +56,7 @@ def test_subgraph_uses_only_its_edges():
     assert items.shape == (2, 5)
 
 
-def test_sampled_batch_merges_both_edge_directions():
+def test_sampled_batch_merges_directions():
     """Build a batch of the form LinkNeighborLoader returns and check the conversion."""
     batch = HeteroData()
     batch[USER].n_id = torch.tensor([7, 3])
@@ -81,7 +81,7 @@ def test_sampled_batch_merges_both_edge_directions():
     assert sampled.positives.tolist() == [0, 2]
 
 
-def test_num_neighbors_needs_one_entry_per_layer(tiny_overrides):
+def test_num_neighbors_one_per_layer(tiny_overrides):
     cfg = load_train_config(tiny_overrides + ["model.num_neighbors=[5]"])
     with pytest.raises(ValueError, match=r"one entry per GraphSAGE layer \(model.num_layers=2"):
         train(cfg)

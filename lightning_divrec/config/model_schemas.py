@@ -114,12 +114,12 @@ class GraphSAGEConfig(ModelConfig):
     ``aggr: mean``."""
 
     rebalance_mode: Literal["aggregation", "loss", "both"] = "aggregation"
-    """Where ``rebalance_strength`` acts. ``aggregation`` weights the user's
-    neighbour mean; ``loss`` weights each training interaction's loss by the
-    same f ** -strength, scaled so that each user's weights average 1, which
-    is the same in expectation as sampling a user's rarer-category
-    interactions more often, so the model learns to rank those categories
-    higher; ``both`` does both."""
+    """Place where ``rebalance_strength`` acts. ``aggregation`` weights the
+    user's neighbour mean. ``loss`` weights each training interaction's loss
+    by the same f ** -strength, scaled so that each user's weights average 1.
+    In expectation this equals sampling a user's rarer-category interactions
+    more often, so the model learns to rank those categories higher. ``both``
+    does both."""
 
     loss: Literal["bpr", "softmax"] = "bpr"
     """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;

@@ -106,7 +106,7 @@ class SampledBatch:
     items: torch.Tensor
     """[I'] global item ids of the subgraph."""
     edges: torch.Tensor
-    """[2, E'] local (user, item) edges, each training edge at most once."""
+    """[2, E'] local (user, item) edges; ``sampled_batch`` keeps one copy of an edge sampled in both directions."""
     edge_ids: torch.Tensor
     """[E'] position of each edge in the training edges."""
     seed_users: torch.Tensor

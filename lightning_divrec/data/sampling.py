@@ -51,7 +51,7 @@ class NegativeSampler:
         self.max_rounds = max_rounds
         # Sorted unique keys user * I + item give an O(log N) membership test.
         self.positive_keys = torch.unique(train_user.long() * num_items + train_item.long())
-        # A bool table over every (user, item) pair answers in O(1) where it fits in DENSE_TABLE_LIMIT bytes.
+        # Where it fits in DENSE_TABLE_LIMIT bytes, a bool table over every (user, item) pair gives an O(1) test.
         self.dense_table: torch.Tensor | None = None
         table_size = (int(train_user.max()) + 1) * num_items if len(train_user) else 0
         if 0 < table_size <= DENSE_TABLE_LIMIT:

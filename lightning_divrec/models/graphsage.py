@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
+from lightning_divrec.data.neighbors import SampledBatch, require_neighbor_backend, sampled_batch
 from lightning_divrec.models.base import RankingModule
 from lightning_divrec.models.components.graph import BipartiteGraph, category_rebalance_weights
-from lightning_divrec.data.neighbors import SampledBatch, require_neighbor_backend, sampled_batch
 from lightning_divrec.models.components.sage import BipartiteSAGE
 from lightning_divrec.models.components.text_encoder import item_text_embeddings
 from lightning_divrec.models.losses import bpr_loss, sampled_softmax_loss
@@ -110,8 +110,8 @@ class GraphSAGEModule(RankingModule):
             embedding_init=model_config.get("embedding_init", "normal"),
         )
         self.graph: BipartiteGraph | None = None
-        self._edge_weight: torch.Tensor | None = None  # [E] rebalancing weights, kept for sampled subgraphs
-        self._loss_weight: EdgeWeightTable | None = None  # the same weights on each interaction's loss
+        self._edge_weight: torch.Tensor | None = None  # [E] weights of the neighbour mean, also used for sampled subgraphs.
+        self._loss_weight: EdgeWeightTable | None = None  # Rebalancing weights of each training interaction's loss.
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
         self._epoch_loss_sums: dict[str, torch.Tensor] = {}
@@ -163,24 +163,20 @@ class GraphSAGEModule(RankingModule):
             users_all, items_all = self._encode()
             negatives = self._negatives(batch)  # [B, N]
             seed_users, positives = batch["users"], batch["positives"]
-        else:  # a LinkNeighborLoader batch: every index below is local to the subgraph
+            global_ids = (seed_users, positives, negatives)
+        else:  # A LinkNeighborLoader batch: seed_users, positives and negatives index the subgraph.
             sampled = sampled_batch(batch)
             users_all, items_all = self._encode_sampled(sampled)
             seed_users, positives, negatives = sampled.seed_users, sampled.positives, sampled.negatives
-        # index_select, not users_all[index]: the backward of advanced indexing
-        # (index_put_ with accumulation) adds in a varying order on a
-        # multi-threaded CPU (torch 2.13), so runs with one seed drifted apart.
+            global_ids = (sampled.users[seed_users], sampled.items[positives], sampled.items[negatives])
+        # index_select, not users_all[index]: on a multi-threaded CPU the backward of advanced
+        # indexing (index_put_ with accumulation) adds in a varying order, so same-seed runs drift apart.
         users = users_all.index_select(0, seed_users)  # [B, D]
         positive_items = items_all.index_select(0, positives)  # [B, D]
         negative_items = items_all.index_select(0, negatives.flatten()).view(*negatives.shape, -1)  # [B, N, D]
         positive_scores = (users * positive_items).sum(dim=1)  # [B]
         negative_scores = torch.einsum("bd,bnd->bn", users, negative_items)  # [B, N]
-        weight = None
-        if self._loss_weight is not None:
-            if isinstance(batch, dict):
-                weight = self._loss_weight.lookup(seed_users, positives)
-            else:
-                weight = self._loss_weight.lookup(sampled.users[seed_users], sampled.items[positives])
+        weight = None if self._loss_weight is None else self._loss_weight.lookup(global_ids[0], global_ids[1])  # [B]
         if self.model_config.get("loss", "bpr") == "softmax":
             temperature = self.model_config.get("softmax_temperature", 1.0)
             loss = sampled_softmax_loss(positive_scores, negative_scores, temperature, weight=weight)
@@ -194,10 +190,7 @@ class GraphSAGEModule(RankingModule):
         losses = {loss_name: loss}
         regularisation = self.model_config["embedding_reg"]
         if regularisation > 0:
-            if isinstance(batch, dict):
-                seed_user_ids, positive_ids, negative_ids = seed_users, positives, negatives
-            else:
-                seed_user_ids, positive_ids, negative_ids = sampled.users[seed_users], sampled.items[positives], sampled.items[negatives]
+            seed_user_ids, positive_ids, negative_ids = global_ids
             embedding_norms = (
                 self.encoder.user_embedding(seed_user_ids).pow(2).sum()
                 + self.encoder.item_embedding(positive_ids).pow(2).sum()
@@ -306,7 +299,10 @@ class EdgeWeightTable:
         keys = users.long().cpu() * self.num_items + items.long().cpu()
         position = torch.searchsorted(self.keys, keys).clamp(max=len(self.keys) - 1)
         if not torch.equal(self.keys[position], keys):
-            raise ValueError("model.rebalance_mode=loss: a training pair is missing from the training edges")
+            raise ValueError(
+                "model.rebalance_mode=loss: a (user, item) pair of the batch is missing from the training edges; "
+                "the loss weights cover training interactions only"
+            )
         return self.weights[position].to(users.device)
 
 
