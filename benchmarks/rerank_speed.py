@@ -43,16 +43,17 @@ def make_input(args):
 
 
 def run_batched(method, relevance, categories, similarity, history, k, w):
-    if method == "mmr":
-        return mmr(relevance, similarity, k, w)
+    if method in ("mmr", "mmr_mean"):
+        return mmr(relevance, similarity, k, w, redundancy="mean" if method == "mmr_mean" else "max")
     if method == "dpp":
         return dpp_greedy(dpp_kernel(relevance, similarity, w), k)
     return calibrate(relevance, categories, history, k, w)
 
 
 def run_reference(method, relevance, categories, similarity, history, k, w, user):
-    if method == "mmr":
-        return reference_mmr(relevance[user].tolist(), similarity[user].tolist(), k, w)
+    if method in ("mmr", "mmr_mean"):
+        redundancy = "mean" if method == "mmr_mean" else "max"
+        return reference_mmr(relevance[user].tolist(), similarity[user].tolist(), k, w, redundancy)
     if method == "dpp":
         return reference_dpp(dpp_kernel(relevance[user : user + 1], similarity[user : user + 1], w)[0], k)
     return reference_calibration(relevance[user].tolist(), categories[user].int().tolist(), history[user].tolist(), k, w)
@@ -69,7 +70,7 @@ def main() -> None:
 
     data = make_input(args)
     results = {}
-    for method in ("mmr", "dpp", "calibration"):
+    for method in ("mmr", "mmr_mean", "dpp", "calibration"):
         began = time.perf_counter()
         batched = run_batched(method, *data, args.k, args.trade_off)
         batched_seconds = time.perf_counter() - began

@@ -75,9 +75,9 @@ def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
 
 
 def _check_rerank_config(cfg: DictConfig) -> None:
-    unknown = [method for method in cfg.rerank.methods if method not in ("mmr", "dpp", "calibration")]
+    unknown = [method for method in cfg.rerank.methods if method not in ("mmr", "mmr_mean", "dpp", "calibration")]
     if unknown:
-        raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from mmr, dpp, calibration")
+        raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from mmr, mmr_mean, dpp, calibration")
     bad_values = [value for value in cfg.rerank.grid if not 0 < value <= 1]
     if bad_values:
         raise ValueError(f"rerank.grid values must lie in (0, 1], got {bad_values}")

@@ -6,6 +6,7 @@ The last test starts RecBole itself and runs only where
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(ROOT / "benchmarks" / "recbole"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import export_split  # noqa: E402
+import recbole_seeds  # noqa: E402
 import recbole_side_by_side  # noqa: E402
 import run_ours  # noqa: E402
 
@@ -180,6 +182,24 @@ def test_ratios_and_targets():
     assert not any("graphsage" in measure for measure in rows)
 
 
+def test_graphsage_ndcg_ratio_uses_the_better_baseline():
+    timings = {"seconds_per_train_epoch": 1.0, "seconds_full_test_evaluation": 1.0}
+    results = {
+        "ours-graphsage": {"test": {"test/ndcg@10": 0.315}} | timings,
+        "recbole-BPR": {"test": {"test/ndcg@10": 0.28}} | timings,
+        "recbole-LightGCN": {"test": {"test/ndcg@10": 0.30}} | timings,
+    }
+    measure = "test NDCG@10, graphsage / the better of RecBole BPR and LightGCN in this run"
+    row = {row["measure"]: row for row in recbole_side_by_side.performance_ratios(results)}[measure]
+    assert row["value"] == pytest.approx(0.315 / 0.30)
+    assert row["met"] is True
+    results["recbole-BPR"]["test"]["test/ndcg@10"] = 0.31
+    row = {row["measure"]: row for row in recbole_side_by_side.performance_ratios(results)}[measure]
+    assert row["value"] == pytest.approx(0.315 / 0.31)
+    assert row["met"] is False
+    assert row["factor_beyond_target"] == pytest.approx(1.05 / (0.315 / 0.31))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not RECBOLE_PYTHON.is_file(), reason="RecBole's environment is missing; run benchmarks/recbole/setup_env.sh")
 def test_recbole_split_equals_ours_with_its_shuffle(tmp_path, tiny_ml100k):
@@ -195,3 +215,38 @@ def test_recbole_split_equals_ours_with_its_shuffle(tmp_path, tiny_ml100k):
     same_shuffle = random_ratio_split(data, seed=seed, permutation=export_split.recbole_shuffle(len(data), seed))
     report = export_split.compare_splits(export_split.split_pairs(data, same_shuffle), theirs)
     assert report["identical"], report
+
+
+def _write_side_by_side(folder: Path, command: str, ndcg: dict) -> Path:
+    folder.mkdir()
+    results = {model: {"test": {"test/ndcg@10": value}} for model, value in ndcg.items()}
+    (folder / "side_by_side.json").write_text(json.dumps({"command": command, "results": results}))
+    return folder
+
+
+def test_seed_summary(tmp_path):
+    first = _write_side_by_side(
+        tmp_path / "a", "python benchmarks/recbole_side_by_side.py --seed 1` then `python ... --seed 1 --add",
+        {"recbole-BPR": 0.28, "recbole-LightGCN": 0.29, "ours-graphsage": 0.30},
+    )
+    second = _write_side_by_side(
+        tmp_path / "b", "python benchmarks/recbole_side_by_side.py",
+        {"recbole-BPR": 0.30, "recbole-LightGCN": 0.27, "ours-graphsage": 0.33},
+    )
+    summary = recbole_seeds.summarise([recbole_seeds.read_run(first), recbole_seeds.read_run(second)])
+    assert [run["seed"] for run in summary["runs"]] == [1, 42]
+    assert summary["models"]["ours-graphsage"]["mean"] == pytest.approx(0.315)
+    assert summary["models"]["ours-graphsage"]["sd"] == pytest.approx(np.std([0.30, 0.33], ddof=1))
+    ratios = [row["ratio"] for row in summary["graphsage_ratio_per_seed"]]
+    assert ratios == pytest.approx([0.30 / 0.29, 0.33 / 0.30])
+    # mean NDCG@10: BPR 0.29, LightGCN 0.28, so BPR is the better baseline here
+    assert summary["graphsage_ratio_of_means"] == pytest.approx(0.315 / 0.29)
+    assert "| ours-graphsage | 0.3000 | 0.3300 | 0.3150 |" in recbole_seeds.markdown(summary)
+
+
+def test_seed_summary_rejects_mixed_seeds_and_missing_runs(tmp_path):
+    mixed = _write_side_by_side(tmp_path / "mixed", "python x.py --seed 1` then `python x.py --seed 2 --add", {"ours-graphsage": 0.3})
+    with pytest.raises(SystemExit, match=r"mixes the seeds \[1, 2\]"):
+        recbole_seeds.read_run(mixed)
+    with pytest.raises(SystemExit, match="side_by_side.json not found"):
+        recbole_seeds.read_run(tmp_path / "absent")

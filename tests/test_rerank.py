@@ -57,15 +57,21 @@ def test_fill_completes_stopped_list():
 # ----- per-user references ----------------------------------------------------------------------
 
 
-def reference_mmr(relevance, similarity, k, w):
+def reference_mmr(relevance, similarity, k, w, redundancy="max"):
     chosen = []
     while len(chosen) < k:
         best, best_value = None, -math.inf
         for item in range(len(relevance)):
             if item in chosen:
                 continue
-            redundancy = max((similarity[item][other] for other in chosen), default=0.0)
-            value = (1 - w) * relevance[item] - w * redundancy
+            similarities = [similarity[item][other] for other in chosen]
+            if not similarities:
+                redundancy_value = 0.0
+            elif redundancy == "max":
+                redundancy_value = max(similarities)
+            else:
+                redundancy_value = sum(similarities) / len(similarities)
+            value = (1 - w) * relevance[item] - w * redundancy_value
             if value > best_value:
                 best, best_value = item, value
         chosen.append(best)
@@ -130,12 +136,33 @@ def _random_candidates(seed, users=6, candidates=12, categories=4):
     return relevance, category_flags, similarity, history
 
 
+@pytest.mark.parametrize("redundancy", ["max", "mean"])
 @pytest.mark.parametrize("w", [0.0, 0.3, 0.7, 1.0])
-def test_mmr_matches_reference(w):
+def test_mmr_matches_reference(w, redundancy):
     relevance, _, similarity, _ = _random_candidates(int(w * 10))
-    picks = mmr(relevance, similarity, 6, w)
+    picks = mmr(relevance, similarity, 6, w, redundancy=redundancy)
     for user in range(len(relevance)):
-        assert picks[user].tolist() == reference_mmr(relevance[user].tolist(), similarity[user].tolist(), 6, w)
+        expected = reference_mmr(relevance[user].tolist(), similarity[user].tolist(), 6, w, redundancy)
+        assert picks[user].tolist() == expected
+
+
+def test_mmr_mean_and_max_redundancy_differ():
+    # Items 0 then 3 are picked under both rules. Item 1 is a near copy of item 0 but
+    # opposite to item 3: its highest similarity is 0.9 (objective 0) and its mean 0.15
+    # (objective 0.375). Item 2 has similarity 0.3 to both (objective 0.1 under both).
+    relevance = torch.tensor([[1.0, 0.9, 0.5, 0.8]])
+    similarity = torch.tensor([[
+        [1.0, 0.9, 0.3, -0.6],
+        [0.9, 1.0, 0.3, -0.6],
+        [0.3, 0.3, 1.0, 0.3],
+        [-0.6, -0.6, 0.3, 1.0],
+    ]])  # [B=1, M, M]
+    assert mmr(relevance, similarity, 3, 0.5, redundancy="max").tolist() == [[0, 3, 2]]
+    assert mmr(relevance, similarity, 3, 0.5, redundancy="mean").tolist() == [[0, 3, 1]]
+    with pytest.raises(ValueError, match="redundancy must be 'max' or 'mean'"):
+        mmr(relevance, similarity, 3, 0.5, redundancy="sum")
+    with pytest.raises(ValueError, match=r"similarity must have shape \[B, M, M\] = \[1, 4, 4\]"):
+        mmr(relevance, similarity[0], 3, 0.5)  # an unbatched [M, M] similarity
 
 
 @pytest.mark.parametrize("w", [0.1, 0.5, 0.9, 1.0])

@@ -64,7 +64,7 @@ def test_evaluate_writes_tradeoff_report(tiny_overrides, tmp_path):
     for name in ("tradeoff.csv", "tradeoff.json", "tradeoff.png", "tradeoff.md"):
         assert (folder / name).is_file(), name
     report = json.loads((folder / "tradeoff.json").read_text())
-    assert len(report["points"]) == 1 + 3 * 2
+    assert len(report["points"]) == 1 + 4 * 2  # the model's order, then mmr, mmr_mean, dpp, calibration
     baseline = report["baseline"]
     # The sweep's "none" point ranks the same lists as the test pass.
     for name in ("ndcg@10", "recall@10", "ild@10", "coverage@10", "novelty@10"):
@@ -77,14 +77,14 @@ def test_tradeoff_by_embeddings_to_wandb(tiny_overrides, tmp_path):
     output = tmp_path / "embed-eval" / "evaluation.json"
     evaluate(load_evaluate_config([
         f"ckpt_path={metrics['best_checkpoint']}", f"output_file={output}", "rerank.similarity=embeddings",
-        "rerank.methods=[mmr,dpp]", "rerank.grid=[1.0]", "rerank.wandb=true",
+        "rerank.methods=[mmr,mmr_mean,dpp]", "rerank.grid=[1.0]", "rerank.wandb=true",
     ]))
     report = json.loads((output.parent / "tradeoff" / "tradeoff.json").read_text())
     assert report["diversity_key"] == "ild_cosine@10"
     assert all("ild_cosine@10" in point for point in report["points"])
     offline_runs = list((output.parent / "tradeoff" / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
-    assert json.loads(output.read_text())["tradeoff"]["knee"]["method"] in ("none", "mmr", "dpp")
+    assert json.loads(output.read_text())["tradeoff"]["knee"]["method"] in ("none", "mmr", "mmr_mean", "dpp")
 
 
 def test_evaluate_rejects_bad_grid(tiny_overrides):

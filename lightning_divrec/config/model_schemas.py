@@ -53,7 +53,7 @@ class ModelConfig:
 
 @dataclass
 class GraphSAGEConfig(ModelConfig):
-    """GraphSAGE over the bipartite user-item graph, trained with BPR."""
+    """GraphSAGE over the bipartite user-item graph, trained with sampled softmax (or BPR)."""
 
     name: Literal["graphsage"] = "graphsage"
     """Selects this model."""
@@ -61,7 +61,7 @@ class GraphSAGEConfig(ModelConfig):
     embedding_dim: int = 64
     """Width of the id embeddings and of every GraphSAGE layer."""
 
-    num_layers: int = 2
+    num_layers: int = 3
     """Message-passing layers; 0 gives plain matrix factorisation."""
 
     aggr: Literal["mean", "max", "sum", "attention"] = "mean"
@@ -121,11 +121,11 @@ class GraphSAGEConfig(ModelConfig):
     more often, so the model learns to rank those categories higher. ``both``
     does both."""
 
-    loss: Literal["bpr", "softmax"] = "bpr"
+    loss: Literal["bpr", "softmax"] = "softmax"
     """``bpr``: mean of -log sigmoid(s_pos - s_neg) over every negative;
     ``softmax``: cross-entropy of the positive against its sampled negatives."""
 
-    num_negatives: int = 1
+    num_negatives: int = 16
     """Sampled negatives per training interaction."""
 
     softmax_temperature: float = 1.0

@@ -1,4 +1,5 @@
-"""Diversity re-ranking of each user's top candidates: MMR, DPP and calibration, batched on the device."""
+"""Diversity re-ranking of each user's top candidates: MMR (highest or mean redundancy), DPP and calibration,
+batched on the device."""
 
 from lightning_divrec.rerank.calibration import calibrate
 from lightning_divrec.rerank.common import fill_by_relevance, scale_relevance

@@ -10,20 +10,40 @@ import torch
 from lightning_divrec.rerank.common import check_trade_off
 
 
-def mmr(relevance: torch.Tensor, similarity: torch.Tensor, k: int, trade_off: float, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Select ``k`` candidates greedily by (1 - w) * relevance - w * max similarity to those already selected.
+def mmr(
+    relevance: torch.Tensor,
+    similarity: torch.Tensor,
+    k: int,
+    trade_off: float,
+    valid: torch.Tensor | None = None,
+    redundancy: str = "max",
+) -> torch.Tensor:
+    """Select ``k`` candidates greedily by (1 - w) * relevance - w * redundancy.
 
     ``w = trade_off``: 0 returns the relevance order, 1 ignores relevance after
     the first pick (which is always the most relevant candidate). Ties go to
     the lowest candidate position, which is the better model rank when the
     candidates arrive sorted by score.
 
+    ``redundancy="max"`` is Carbonell and Goldstein's: the highest similarity
+    to an item already selected. ``"mean"`` is the mean similarity to the
+    selected items, so each pick adds the most to the list's average pairwise
+    distance (intra-list diversity), as in the bounded greedy selection of
+    Smyth and McClave (ICCBR 2001).
+
     Shapes: relevance [B, M] (scaled to [0, 1]), similarity [B, M, M],
     valid [B, M] bool -> [B, k] candidate positions, -1 where a user has fewer
     than k valid candidates.
     """
     check_trade_off(trade_off)
+    if redundancy not in ("max", "mean"):
+        raise ValueError(f"redundancy must be 'max' or 'mean', got {redundancy!r}")
     batch, num_candidates = relevance.shape
+    if similarity.shape != (batch, num_candidates, num_candidates):
+        raise ValueError(
+            f"similarity must have shape [B, M, M] = {[batch, num_candidates, num_candidates]} for relevance "
+            f"[B, M] = {[batch, num_candidates]}, got {list(similarity.shape)}"
+        )
     if valid is None:
         valid = torch.ones_like(relevance, dtype=torch.bool)
     rows = torch.arange(batch, device=relevance.device)
@@ -31,17 +51,25 @@ def mmr(relevance: torch.Tensor, similarity: torch.Tensor, k: int, trade_off: fl
     available = valid.clone()
     # Highest similarity of each candidate to the selected set. It may be
     # negative (cosine), so it starts at -inf and counts as 0 before the first pick.
-    redundancy = torch.full_like(relevance, float("-inf"))
+    highest = torch.full_like(relevance, float("-inf"))
+    total = torch.zeros_like(relevance)  # sum of similarities to the selected set
+    selected = torch.zeros(batch, 1, dtype=relevance.dtype, device=relevance.device)  # [B, 1] picks so far
     for step in range(min(k, num_candidates)):
-        penalty = redundancy if step > 0 else torch.zeros_like(redundancy)
+        if step == 0:
+            penalty = torch.zeros_like(relevance)
+        elif redundancy == "max":
+            penalty = highest
+        else:
+            penalty = total / selected.clamp_min(1)
         objective = (1 - trade_off) * relevance - trade_off * penalty
         objective = torch.where(available, objective, torch.full_like(objective, float("-inf")))
         best = objective.argmax(dim=1)  # first maximum: lowest position wins ties
         has_candidate = available[rows, best]
         picks[:, step] = torch.where(has_candidate, best, torch.full_like(best, -1))
         available[rows, best] = False
-        picked_similarity = torch.where(
-            has_candidate.unsqueeze(1), similarity[rows, best], torch.full_like(redundancy, float("-inf"))
-        )
-        redundancy = torch.maximum(redundancy, picked_similarity)
+        picked = has_candidate.unsqueeze(1)  # [B, 1]
+        picked_similarity = similarity[rows, best]  # [B, M]
+        highest = torch.where(picked, torch.maximum(highest, picked_similarity), highest)
+        total = torch.where(picked, total + picked_similarity, total)
+        selected = selected + picked.to(selected.dtype)
     return picks

@@ -16,7 +16,7 @@ from lightning_divrec.rerank.common import check_trade_off, fill_by_relevance, s
 from lightning_divrec.rerank.dpp import dpp_greedy, dpp_kernel
 from lightning_divrec.rerank.mmr import mmr
 
-RERANKERS = ("none", "mmr", "dpp", "calibration")
+RERANKERS = ("none", "mmr", "mmr_mean", "dpp", "calibration")
 
 
 @dataclass
@@ -88,8 +88,9 @@ def rerank(method: str, candidates: Candidates, k: int, trade_off: float, fill: 
         positions = torch.where(candidates.valid[:, :steps], positions, torch.full_like(positions, -1))
     else:
         relevance = scale_relevance(candidates.scores, candidates.valid)
-        if method == "mmr":
-            positions = mmr(relevance, candidates.similarity, steps, trade_off, candidates.valid)
+        if method in ("mmr", "mmr_mean"):
+            redundancy = "mean" if method == "mmr_mean" else "max"
+            positions = mmr(relevance, candidates.similarity, steps, trade_off, candidates.valid, redundancy)
         elif method == "dpp":
             kernel = dpp_kernel(relevance, candidates.similarity, trade_off)
             positions = dpp_greedy(kernel, steps, candidates.valid)
