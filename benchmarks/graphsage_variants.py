@@ -60,6 +60,8 @@ PRESETS = {
         "embedding L2 1e-4": ["model.embedding_reg=0.0001"],
         "weighted layers": ["model.layer_combination=weighted"],
         "lr 0.003": ["model.lr=0.003"],
+        "dropout 0.5": ["model.dropout=0.5"],
+        "dropout 0.4, + categories": ["model.dropout=0.4", "model.item_features=[categories]"],
     },
 }
 

@@ -77,7 +77,7 @@ class GraphSAGEConfig(ModelConfig):
     normalize: bool = False
     """L2-normalise the output of every GraphSAGE layer."""
 
-    dropout: float = 0.2
+    dropout: float = 0.4
     """Dropout on node representations between layers."""
 
     activation: Literal["relu", "none"] = "relu"
