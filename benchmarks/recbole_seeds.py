@@ -4,9 +4,9 @@
 
 Each folder is the ``--work-dir`` of one ``recbole_side_by_side.py`` run (same
 split, ``--seed`` varied). The summary gives every model's test NDCG@10 per
-seed (our suite on each model's full-catalogue scores), its mean and sample
-standard deviation, and per seed the ratio of our GraphSAGE to the better of
-RecBole's BPR and LightGCN in that seed. Written to ``<out>/seeds.md`` and
+seed (our suite on each model's full-catalogue scores), with its mean and
+sample standard deviation. For each seed it also gives the ratio of our
+GraphSAGE to the better of RecBole's BPR and LightGCN. Written to ``<out>/seeds.md`` and
 ``<out>/seeds.json``.
 """
 

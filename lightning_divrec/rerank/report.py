@@ -58,18 +58,19 @@ def summary_text(summary: dict) -> str:
     lines = [
         f"# Relevance/diversity trade-off ({relevance_key} against {diversity_key})",
         "",
-        f"Without re-ranking: {relevance_key} {baseline[relevance_key]:.4f}, {diversity_key} {baseline[diversity_key]:.4f}.",
+        f"Without re-ranking: {relevance_key} {baseline[relevance_key]:.4g}, {diversity_key} {baseline[diversity_key]:.4g}.",
         "",
-        f"Knee of the Pareto front: {knee['method']} at trade_off {knee['trade_off']:.2f}, "
-        f"{relevance_key} {knee[relevance_key]:.4f} ({change(knee, relevance_key)}), "
-        f"{diversity_key} {knee[diversity_key]:.4f} ({change(knee, diversity_key)}).",
+        f"Knee of the Pareto front: {knee['method']} at trade_off {knee['trade_off']:g}, "
+        f"{relevance_key} {knee[relevance_key]:.4g} ({change(knee, relevance_key)}), "
+        f"{diversity_key} {knee[diversity_key]:.4g} ({change(knee, diversity_key)}).",
         "",
         "| method | trade_off | " + relevance_key + " | " + diversity_key + " | change in relevance | change in diversity |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in summary["front"]:
         lines.append(
-            f"| {row['method']} | {row['trade_off']:.2f} | {row[relevance_key]:.4f} | {row[diversity_key]:.4f} "
+            # 4 significant digits, so that a metric near 0 (cosine ILD) keeps its resolution
+            f"| {row['method']} | {row['trade_off']:g} | {row[relevance_key]:.4g} | {row[diversity_key]:.4g} "
             f"| {change(row, relevance_key)} | {change(row, diversity_key)} |"
         )
     return "\n".join(lines) + "\n"
