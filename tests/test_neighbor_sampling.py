@@ -82,14 +82,14 @@ def test_sampled_batch_merges_directions():
 
 
 def test_num_neighbors_one_per_layer(tiny_overrides):
-    cfg = load_train_config(tiny_overrides + ["model.num_neighbors=[5]"])
+    cfg = load_train_config(tiny_overrides + ["model.num_layers=2", "model.num_neighbors=[5]"])
     with pytest.raises(ValueError, match=r"one entry per GraphSAGE layer \(model.num_layers=2"):
         train(cfg)
 
 
 @pytest.mark.skipif(not NO_BACKEND, reason="a neighbour-sampling backend is installed; the missing-backend message cannot occur")
 def test_missing_backend_names_install_command(tiny_overrides, tmp_path):
-    cfg = load_train_config(tiny_overrides + ["model.num_neighbors=[3,3]"])
+    cfg = load_train_config(tiny_overrides + ["model.num_layers=2", "model.num_neighbors=[3,3]"])
     with pytest.raises(ImportError) as error:
         train(cfg)
     message = str(error.value)
@@ -102,7 +102,7 @@ def test_missing_backend_names_install_command(tiny_overrides, tmp_path):
 @pytest.mark.skipif(NO_BACKEND, reason="PyG's LinkNeighborLoader needs pyg-lib or torch-sparse, neither is installed")
 @pytest.mark.parametrize("strength", [0.0, 1.0])
 def test_link_neighbor_training_runs(tiny_overrides, strength):
-    overrides = tiny_overrides + ["model.num_neighbors=[3,3]", "model.num_negatives=2", f"model.rebalance_strength={strength}"]
+    overrides = tiny_overrides + ["model.num_layers=2", "model.num_neighbors=[3,3]", "model.num_negatives=2", f"model.rebalance_strength={strength}"]
     metrics = train(load_train_config(overrides))
     assert metrics["epochs_trained"] == 2
     assert all(math.isfinite(value) for value in metrics["test"].values())

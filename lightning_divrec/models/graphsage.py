@@ -112,6 +112,7 @@ class GraphSAGEModule(RankingModule):
         self.graph: BipartiteGraph | None = None
         self._edge_weight: torch.Tensor | None = None  # [E] weights of the neighbour mean, also used for sampled subgraphs.
         self._loss_weight: EdgeWeightTable | None = None  # Rebalancing weights of each training interaction's loss.
+        self._negative_sampler = None  # The data module's NegativeSampler, for model.num_negatives > 1.
         self.register_buffer("item_features", None, persistent=False)
         self._cached: tuple[torch.Tensor, torch.Tensor] | None = None
         self._epoch_loss_sums: dict[str, torch.Tensor] = {}
@@ -135,6 +136,7 @@ class GraphSAGEModule(RankingModule):
         mode = self.model_config.get("rebalance_mode", "aggregation")
         aggregation_weights = weights if mode in ("aggregation", "both") else None
         self.graph = BipartiteGraph(edges, self.num_users, self.num_items, user_edge_weight=aggregation_weights)
+        self._negative_sampler = getattr(datamodule, "negative_sampler", None)
         self._edge_weight = aggregation_weights
         self._loss_weight = None
         if weights is not None and mode in ("loss", "both"):
@@ -242,8 +244,10 @@ class GraphSAGEModule(RankingModule):
         extra = self.model_config.get("num_negatives", 1) - negatives.shape[1]
         if extra <= 0:
             return negatives
+        if self._negative_sampler is None:
+            raise RuntimeError(f"model.num_negatives={extra + 1} needs the negative sampler of a data module set up for fit")
         users = batch["users"].cpu().repeat_interleave(extra)  # [B * (N - 1)]
-        more = self.trainer.datamodule.negative_sampler.sample(users).view(-1, extra)  # [B, N - 1]
+        more = self._negative_sampler.sample(users).view(-1, extra)  # [B, N - 1]
         return torch.cat([negatives, more.to(negatives.device)], dim=1)
 
     def configure_optimizers(self):
