@@ -40,7 +40,7 @@ PRESETS = {
         "weighted layers": ["model.layer_combination=weighted"],
         "softmax, 8 negatives": ["model.loss=softmax", "model.num_negatives=8"],
     },
-    # Candidates for a stronger default, chosen by validation NDCG@10 (the val column), never by test.
+    # Candidates for a stronger default, chosen by validation NDCG@10 (the val column), not by test NDCG@10.
     "loss": {
         "bpr, 1 negative (default)": [],
         "softmax, 16 negatives": ["model.loss=softmax", "model.num_negatives=16"],

@@ -24,7 +24,7 @@ BASELINES = ("recbole-BPR", "recbole-LightGCN")
 def read_run(folder: Path) -> dict:
     report_path = folder / "side_by_side.json"
     if not report_path.is_file():
-        raise SystemExit(f"{report_path} not found: pass the --work-dir folders of finished recbole_side_by_side.py runs")
+        raise SystemExit(f"{report_path} not found: pass the --work-dir folder of a finished recbole_side_by_side.py run")
     report = json.loads(report_path.read_text())
     seed = _seed_of(report["command"])
     return {"folder": str(folder), "seed": seed, "command": report["command"],
@@ -35,8 +35,8 @@ def _seed_of(command: str) -> int | None:
     words = command.replace("`", " ").split()
     seeds = {int(words[i + 1]) for i, word in enumerate(words[:-1]) if word == "--seed"}
     if len(seeds) > 1:
-        raise SystemExit(f"one side-by-side folder mixes the seeds {sorted(seeds)}: {command}")
-    return seeds.pop() if seeds else 42  # 42 is the harness's default --seed
+        raise SystemExit(f"invalid folder: its runs used different seeds {sorted(seeds)}; keep one seed per folder. Commands: {command}")
+    return seeds.pop() if seeds else 42  # recbole_side_by_side.py's default --seed
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_divrec.config import DataConfig, EvaluateConfig, validate_config
 from lightning_divrec.data import RecDataModule
 from lightning_divrec.models import MODELS
+from lightning_divrec.rerank import RERANKERS
 from lightning_divrec.rerank.report import log_to_wandb, write_report
 from lightning_divrec.rerank.sweep import run_sweep
 from lightning_divrec.training.run_dir import write_json_atomic
@@ -75,9 +76,10 @@ def evaluate(cfg: DictConfig | dict) -> dict[str, float]:
 
 
 def _check_rerank_config(cfg: DictConfig) -> None:
-    unknown = [method for method in cfg.rerank.methods if method not in ("mmr", "mmr_mean", "dpp", "calibration")]
+    choices = [method for method in RERANKERS if method != "none"]  # "none" is always the sweep's first point
+    unknown = [method for method in cfg.rerank.methods if method not in choices]
     if unknown:
-        raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from mmr, mmr_mean, dpp, calibration")
+        raise ValueError(f"rerank.methods has unknown re-ranker(s) {unknown}; choose from {', '.join(choices)}")
     bad_values = [value for value in cfg.rerank.grid if not 0 < value <= 1]
     if bad_values:
         raise ValueError(f"rerank.grid values must lie in (0, 1], got {bad_values}")

@@ -146,10 +146,9 @@ def test_mmr_matches_reference(w, redundancy):
         assert picks[user].tolist() == expected
 
 
-def test_mmr_mean_and_max_redundancy_differ():
-    # Items 0 then 3 are picked under both rules. Item 1 is a near copy of item 0 but
-    # opposite to item 3: its highest similarity is 0.9 (objective 0) and its mean 0.15
-    # (objective 0.375). Item 2 has similarity 0.3 to both (objective 0.1 under both).
+def test_mmr_redundancy_rules_differ():
+    # Both rules pick item 0, then item 3. For the third pick, item 1 (0.9 like item 0,
+    # -0.6 like item 3) scores 0 under max and 0.375 under mean. Item 2 scores 0.1 under both.
     relevance = torch.tensor([[1.0, 0.9, 0.5, 0.8]])
     similarity = torch.tensor([[
         [1.0, 0.9, 0.3, -0.6],
@@ -159,7 +158,7 @@ def test_mmr_mean_and_max_redundancy_differ():
     ]])  # [B=1, M, M]
     assert mmr(relevance, similarity, 3, 0.5, redundancy="max").tolist() == [[0, 3, 2]]
     assert mmr(relevance, similarity, 3, 0.5, redundancy="mean").tolist() == [[0, 3, 1]]
-    with pytest.raises(ValueError, match="redundancy must be 'max' or 'mean'"):
+    with pytest.raises(ValueError, match="invalid redundancy 'sum': use 'max' or 'mean'"):
         mmr(relevance, similarity, 3, 0.5, redundancy="sum")
     with pytest.raises(ValueError, match=r"similarity must have shape \[B, M, M\] = \[1, 4, 4\]"):
         mmr(relevance, similarity[0], 3, 0.5)  # an unbatched [M, M] similarity

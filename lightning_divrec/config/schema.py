@@ -340,8 +340,9 @@ class TrainConfig:
 @dataclass
 class RerankConfig:
     methods: list[str] = field(default_factory=lambda: ["mmr", "mmr_mean", "dpp", "calibration"])
-    """Re-rankers to sweep: any of ``mmr``, ``mmr_mean`` (MMR with the mean similarity to the
-    selected items instead of the highest), ``dpp``, ``calibration``; an empty list skips the sweep."""
+    """Re-rankers to sweep: any of ``mmr``, ``mmr_mean``, ``dpp`` and ``calibration``. ``mmr_mean``
+    is MMR with the mean similarity to the selected items instead of the highest. An empty list
+    skips the sweep."""
 
     grid: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
     """Values of the trade-off knob in (0, 1]; 0, the model's own order, is always included."""

@@ -245,7 +245,10 @@ class GraphSAGEModule(RankingModule):
         if extra <= 0:
             return negatives
         if self._negative_sampler is None:
-            raise RuntimeError(f"model.num_negatives={extra + 1} needs the negative sampler of a data module set up for fit")
+            raise RuntimeError(
+                f"model.num_negatives={extra + 1} needs a negative sampler, which is missing: "
+                "call attach_data with a data module after its setup('fit')"
+            )
         users = batch["users"].cpu().repeat_interleave(extra)  # [B * (N - 1)]
         more = self._negative_sampler.sample(users).view(-1, extra)  # [B, N - 1]
         return torch.cat([negatives, more.to(negatives.device)], dim=1)

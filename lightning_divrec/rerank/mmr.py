@@ -27,7 +27,7 @@ def mmr(
 
     ``redundancy="max"`` is Carbonell and Goldstein's: the highest similarity
     to an item already selected. ``"mean"`` is the mean similarity to the
-    selected items, so each pick adds the most to the list's average pairwise
+    selected items. Each pick then adds the most to the list's mean pairwise
     distance (intra-list diversity), as in the bounded greedy selection of
     Smyth and McClave (ICCBR 2001).
 
@@ -37,7 +37,7 @@ def mmr(
     """
     check_trade_off(trade_off)
     if redundancy not in ("max", "mean"):
-        raise ValueError(f"redundancy must be 'max' or 'mean', got {redundancy!r}")
+        raise ValueError(f"invalid redundancy {redundancy!r}: use 'max' or 'mean'")
     batch, num_candidates = relevance.shape
     if similarity.shape != (batch, num_candidates, num_candidates):
         raise ValueError(
@@ -52,15 +52,16 @@ def mmr(
     # Highest similarity of each candidate to the selected set. It may be
     # negative (cosine), so it starts at -inf and counts as 0 before the first pick.
     highest = torch.full_like(relevance, float("-inf"))
-    total = torch.zeros_like(relevance)  # sum of similarities to the selected set
-    selected = torch.zeros(batch, 1, dtype=relevance.dtype, device=relevance.device)  # [B, 1] picks so far
+    # Sum of each candidate's similarities to the selected set. A user who misses a pick has no
+    # candidates left, so every user still choosing at step s has s picks and the mean is total / s.
+    total = torch.zeros_like(relevance)
     for step in range(min(k, num_candidates)):
         if step == 0:
             penalty = torch.zeros_like(relevance)
         elif redundancy == "max":
             penalty = highest
         else:
-            penalty = total / selected.clamp_min(1)
+            penalty = total / step
         objective = (1 - trade_off) * relevance - trade_off * penalty
         objective = torch.where(available, objective, torch.full_like(objective, float("-inf")))
         best = objective.argmax(dim=1)  # first maximum: lowest position wins ties
@@ -70,6 +71,5 @@ def mmr(
         picked = has_candidate.unsqueeze(1)  # [B, 1]
         picked_similarity = similarity[rows, best]  # [B, M]
         highest = torch.where(picked, torch.maximum(highest, picked_similarity), highest)
-        total = torch.where(picked, total + picked_similarity, total)
-        selected = selected + picked.to(selected.dtype)
+        total = total + picked_similarity
     return picks
